@@ -1,0 +1,1 @@
+//! AudioSource (placeholder until the audio module lands).

@@ -1,0 +1,53 @@
+//! # metered-realtime
+//!
+//! A native host for realtime voice and video agents, wire-compatible with
+//! Metered Realtime: the official Python (`metered-realtime`) and browser
+//! (`@metered-ca/realtime`) SDKs connect to it unchanged.
+//!
+//! ## Parts
+//!
+//! - [`protocol`] — serde types of every wire frame, limits, error and close codes,
+//!   validation. Pure: no sockets, no tokio.
+//! - [`server`] — the embedded messaging service behind `metered serve`:
+//!   connections, keys and JWT auth, channels, presence, direct messages, limits,
+//!   the REST control plane.
+//! - [`signalling`] — [`signalling::SignallingClient`], the pub/sub client (parity
+//!   with the Python SDK's `SignallingClient`): acks, typed events, reconnect with
+//!   backoff, resubscribe, inactivity watchdog.
+#![cfg_attr(feature = "media", doc = "- [`media`] / [`audio`] — frames, tracks, `MediaStream`, `StreamMetadata`, `AudioSource`, `iter_frames`.")]
+//!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | *(none)* | — | messaging service, `SignallingClient`, `metered serve` / `metered token` |
+//! | `media` | yes | frames, tracks, `MediaStream`, `StreamMetadata`, `AudioSource` (rubato) |
+//!
+//! `cargo build --no-default-features` is the messaging-only build: it pulls in
+//! neither FFmpeg, WebRTC nor wasmtime.
+//!
+//! ## Example: a server and a client in one process
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use metered_realtime::server::{Server, ServerConfig};
+//! use metered_realtime::signalling::{SignallingClient, ClientOptions};
+//!
+//! let config = ServerConfig::dev("127.0.0.1:0".parse()?);
+//! let key = config.publishable_keys[0].key.clone();
+//! let server = Server::bind(config).await?;
+//! let url = format!("ws://{}", server.local_addr());
+//! let client = SignallingClient::connect(ClientOptions::with_api_key(key).url(url)).await?;
+//! client.subscribe("room-1").await?;
+//! client.publish("room-1", serde_json::json!({"hello": "world"})).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod protocol;
+pub mod server;
+pub mod signalling;
+
+#[cfg(feature = "media")]
+pub mod audio;
+#[cfg(feature = "media")]
+pub mod media;

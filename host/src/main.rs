@@ -1,0 +1,2 @@
+//! The `metered` command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Media core (placeholder until the media module lands).

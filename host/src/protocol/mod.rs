@@ -1,0 +1,28 @@
+//! The wire protocol of Metered Realtime Messaging: frames, codes, limits and the
+//! validation every inbound frame goes through.
+//!
+//! Pure data and functions: nothing here knows about sockets or tokio. The server
+//! parses hostile client frames with [`ClientRequest::parse`]; the client parses
+//! server frames with [`ServerFrame::parse`]; both build outbound frames from the
+//! typed enums here so the JSON shape lives in one place.
+//!
+//! Inbound text is untrusted. Parsing never panics; every failure is a typed
+//! [`FrameError`] carrying the wire error code and, when it could be recovered,
+//! the `requestId` to correlate it with.
+
+mod client_frame;
+mod codes;
+mod limits;
+mod server_frame;
+mod validate;
+
+pub use client_frame::{ClientFrame, ClientRequest, FrameError};
+pub use codes::{CloseCode, ErrorCode};
+pub use limits::{
+    MAX_CHANNEL_BYTES, MAX_PEER_ID_BYTES, MAX_REQUEST_ID_BYTES, RESERVED_CHANNEL_PREFIXES,
+};
+pub use server_frame::{PresencePeer, ServerFrame};
+pub use validate::{
+    ValidationError, has_control_chars, is_reserved_channel, validate_channel, validate_peer_id,
+    validate_request_id,
+};

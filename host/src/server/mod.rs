@@ -1,0 +1,1 @@
+//! Messaging service (placeholder).

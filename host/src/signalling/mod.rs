@@ -1,0 +1,1 @@
+//! Pub/sub client (placeholder until it lands).
