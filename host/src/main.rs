@@ -1,2 +1,7 @@
-//! The `metered` command line.
-fn main() {}
+//! The `metered` command line: `metered serve`, `metered token`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,77 @@
+//! `metered serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use metered_realtime::server::{Server, ServerConfig};
+
+/// Options of `metered serve`; flags override the configuration file.
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file. Without one, a development key pair is generated.
+    #[arg(long, short, env = "METERED_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides `listen`).
+    #[arg(long, env = "METERED_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Write the bound address to this file once listening (for scripts and tests).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let dev = args.config.is_none();
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::dev("127.0.0.1:8787".parse().context("default listen address")?),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let banner_config = config.clone();
+        let server = Server::bind(config).await?;
+        let addr = server.local_addr();
+        print_banner(&banner_config, addr, dev);
+        if let Some(path) = &args.ready_file {
+            std::fs::write(path, addr.to_string()).with_context(|| format!("writing {}", path.display()))?;
+        }
+        server.run_until_signal().await;
+        anyhow::Ok(())
+    })
+}
+
+fn print_banner(config: &ServerConfig, addr: SocketAddr, dev: bool) {
+    let url = format!("ws://{addr}");
+    println!("metered serve: listening on {url}  (WebSocket {url}/v1, REST http://{addr}/v1/...)");
+    if let Some(k) = config.publishable_keys.first() {
+        if dev {
+            println!("dev mode: generated credentials (pass --config FILE for fixed keys)");
+        }
+        println!("  publishable key: {}", k.key);
+        if let Some(s) = config.secret_keys.first() {
+            if dev {
+                println!("  secret key:      {}:{}   (REST: Authorization: Bearer <id>:<secret>)", s.id, s.secret);
+            } else {
+                println!("  secret key id:   {}", s.id);
+            }
+        }
+        println!();
+        println!("Connect with the official Python SDK (pip install metered-realtime):");
+        println!();
+        println!("    import asyncio");
+        println!("    from metered_realtime import SignallingClient");
+        println!();
+        println!("    async def main():");
+        println!("        client = SignallingClient(api_key=\"{}\", url=\"{url}\")", k.key);
+        println!("        await client.connect()");
+        println!("        await client.subscribe(\"room-1\")");
+        println!("        await client.publish(\"room-1\", {{\"hello\": \"world\"}})");
+        println!("        await client.close()");
+        println!();
+        println!("    asyncio.run(main())");
+        println!();
+    }
+}
