@@ -18,7 +18,14 @@ pub(crate) struct ServeArgs {
     /// Write the bound address to this file once listening (for scripts and tests).
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// The official browser SDK module served to the room page (overrides
+    /// `[web] browser_sdk`; default: `.local/node/.../@metered-ca/realtime/dist/index.mjs`
+    /// under the current directory, if present).
+    #[arg(long, env = "METERED_BROWSER_SDK")]
+    browser_sdk: Option<PathBuf>,
 }
+
+const LOCAL_BROWSER_SDK: &str = ".local/node/node_modules/@metered-ca/realtime/dist/index.mjs";
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dev = args.config.is_none();
@@ -28,6 +35,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(sdk) = args.browser_sdk {
+        config.web.browser_sdk = Some(sdk);
+    } else if config.web.browser_sdk.is_none() && std::path::Path::new(LOCAL_BROWSER_SDK).exists() {
+        config.web.browser_sdk = Some(PathBuf::from(LOCAL_BROWSER_SDK));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -46,6 +58,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn print_banner(config: &ServerConfig, addr: SocketAddr, dev: bool) {
     let url = format!("ws://{addr}");
     println!("metered serve: listening on {url}  (WebSocket {url}/v1, REST http://{addr}/v1/...)");
+    if config.web.enabled {
+        println!("room page: http://{addr}/  (open it in a browser to join a channel)");
+    }
     if let Some(k) = config.publishable_keys.first() {
         if dev {
             println!("dev mode: generated credentials (pass --config FILE for fixed keys)");

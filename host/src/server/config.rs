@@ -30,6 +30,29 @@ pub struct ServerConfig {
     /// ICE servers handed to every connection in `welcome.metadata.iceServers`.
     #[serde(default)]
     pub ice: IceConfig,
+    /// The browser room page served at `/`.
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+/// The browser room page.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct WebConfig {
+    /// Serve the page at `/` (and `/room.js`, `/sdk/realtime.mjs`, `/room-config.json`).
+    pub enabled: bool,
+    /// The official browser SDK's ES module (`@metered-ca/realtime/dist/index.mjs`),
+    /// served at `/sdk/realtime.mjs`.
+    pub browser_sdk: Option<std::path::PathBuf>,
+    /// A publishable key the page pre-fills (must be one of `publishable_keys`).
+    pub publishable_key: Option<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { enabled: true, browser_sdk: None, publishable_key: None }
+    }
 }
 
 /// A publishable key (`pk_live_…`).
@@ -226,6 +249,7 @@ impl Default for ServerConfig {
             secret_keys: Vec::new(),
             limits: Limits::default(),
             ice: IceConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -257,10 +281,11 @@ impl ServerConfig {
         };
         let all_actions = Action::ALL.to_vec();
         let everything = vec![ChannelPattern::everything()];
+        let dev_key = format!("pk_live_dev_{}", hex());
         Self {
             listen,
             publishable_keys: vec![PublishableKey {
-                key: format!("pk_live_dev_{}", hex()),
+                key: dev_key.clone(),
                 tenant: default_tenant(),
                 channel_patterns: everything.clone(),
                 actions: all_actions.clone(),
@@ -275,6 +300,7 @@ impl ServerConfig {
             }],
             limits: Limits::default(),
             ice: IceConfig::default(),
+            web: WebConfig { publishable_key: Some(dev_key), ..WebConfig::default() },
         }
     }
 
@@ -344,6 +370,11 @@ impl ServerConfig {
         }
         if l.message_quota > 0 && l.quota_period_secs == 0 {
             return Err(invalid("limits.quota_period_secs", "must be greater than 0 when message_quota is set"));
+        }
+        if let Some(k) = &self.web.publishable_key {
+            if !self.publishable_keys.iter().any(|p| &p.key == k) {
+                return Err(invalid("web.publishable_key", "must be one of publishable_keys"));
+            }
         }
         for (i, s) in self.ice.servers.iter().enumerate() {
             if s.urls.is_empty() {

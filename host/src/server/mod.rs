@@ -23,6 +23,7 @@ mod hub;
 mod metrics;
 pub mod rate;
 mod rest;
+mod web;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 pub use auth::{Action, ChannelPattern, Claims, TokenRequest, mint_token};
-pub use config::{ConfigError, IceServer, Limits, PublishableKey, SecretKey, ServerConfig};
+pub use config::{ConfigError, IceServer, Limits, PublishableKey, SecretKey, ServerConfig, WebConfig};
 pub use metrics::Metrics;
 
 use auth::Authenticator;
@@ -56,6 +57,7 @@ pub(crate) struct App {
     ip_limiter: Mutex<IpConnectionLimiter>,
     shutdown: watch::Receiver<bool>,
     started: Instant,
+    web: web::Assets,
 }
 
 /// Why the server could not start.
@@ -105,6 +107,7 @@ impl Server {
             )),
             shutdown: shutdown_rx.clone(),
             started: Instant::now(),
+            web: web::Assets::load(&config.web),
             config,
         });
         let router = router(app.clone());
@@ -185,21 +188,13 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/usage", get(rest::usage))
         .route("/metrics", get(prometheus))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/", get(index))
+        .merge(web::routes(&app.config.web))
         .fallback(rest::not_found)
         .with_state(app)
 }
 
 async fn prometheus(State(app): State<Arc<App>>) -> String {
     app.hub.metrics.render_prometheus()
-}
-
-async fn index(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let _ = &app;
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "metered-realtime messaging service\nWebSocket: /v1?key=<publishable key> or /v1?token=<jwt>\n",
-    )
 }
 
 fn credential(query: Option<&str>) -> Credential {
