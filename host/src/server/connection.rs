@@ -164,7 +164,8 @@ impl Connection {
         });
         let mut last_inbound = tokio::time::Instant::now();
         let mut pinged = false;
-        let timer = tokio::time::sleep(ping_interval);
+        let first = token_deadline.map_or(last_inbound + ping_interval, |d| d.min(last_inbound + ping_interval));
+        let timer = tokio::time::sleep_until(first);
         tokio::pin!(timer);
         let mut shutdown = self.app.shutdown.clone();
         let control = self.member.handle.control.clone();

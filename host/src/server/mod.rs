@@ -226,9 +226,12 @@ async fn websocket(
     }
     let credential = credential(query.as_deref());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let limit = app.config.limits.max_frame_bytes;
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
+    // Read frames up to well past the limit so an oversized one is answered with
+    // a clean close 1009 (see `connection::on_text`); beyond this read cap the
+    // transport errors and the connection is dropped.
+    let read_cap = app.config.limits.max_frame_bytes.saturating_mul(4).max(1 << 20);
+    ws.max_message_size(read_cap)
+        .max_frame_size(read_cap)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| connection::run(app, socket, credential, origin, addr))
