@@ -112,6 +112,12 @@ impl Server {
         });
         let router = router(app.clone());
         let mut stop = shutdown_rx;
+        // Realtime traffic: no Nagle delay on small frames.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, service).with_graceful_shutdown(async move {

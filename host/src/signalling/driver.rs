@@ -135,7 +135,7 @@ async fn run_connection(
     close_rx: &mut watch::Receiver<bool>,
 ) -> Ended {
     let config = WebSocketConfig::default().max_message_size(Some(MAX_INBOUND_FRAME)).max_frame_size(Some(MAX_INBOUND_FRAME));
-    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
     let ws = match tokio::time::timeout(shared.opts.welcome_timeout, connect).await {
         Err(_) => return Ended { code: 1006, reason: "connect timed out".into(), opened: false },
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
