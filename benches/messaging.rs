@@ -144,12 +144,14 @@ async fn connect(addr: &str, key: &str) -> Ws {
 async fn subscriber(addr: &str, channel: &str) -> Ws {
     let mut ws = connect(addr, SUB_KEY).await;
     let _welcome = ws.next().await;
-    ws.send(Message::text(json!({"type": "subscribe", "channel": channel, "requestId": "s"}).to_string())).await.unwrap();
+    ws.send(Message::text(json!({"type": "subscribe", "channel": channel, "requestId": "s"}).to_string()))
+        .await
+        .unwrap();
     loop {
-        if let Some(Ok(Message::Text(t))) = ws.next().await {
-            if t.contains("\"ack\"") {
-                return ws;
-            }
+        if let Some(Ok(Message::Text(t))) = ws.next().await
+            && t.contains("\"ack\"")
+        {
+            return ws;
         }
     }
 }
@@ -169,10 +171,10 @@ async fn fanout(server: &ServerProcess, subs: usize, duration: Duration) -> serd
         let received = received.clone();
         readers.push(tokio::spawn(async move {
             while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    if is_message(&t) {
-                        received[i].fetch_add(1, Ordering::Relaxed);
-                    }
+                if let Message::Text(t) = m
+                    && is_message(&t)
+                {
+                    received[i].fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));
@@ -264,7 +266,12 @@ async fn latency(server: &ServerProcess, subs: usize, rate: u64, duration: Durat
                     break;
                 }
                 let now = base.elapsed().as_micros() as u64;
-                if let Some(sent) = t.split("\"t\":").nth(1).and_then(|r| r.split(['}', ',']).next()).and_then(|v| v.parse::<u64>().ok()) {
+                if let Some(sent) = t
+                    .split("\"t\":")
+                    .nth(1)
+                    .and_then(|r| r.split(['}', ',']).next())
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
                     local.push(now.saturating_sub(sent));
                 }
             }
@@ -282,12 +289,16 @@ async fn latency(server: &ServerProcess, subs: usize, rate: u64, duration: Durat
     while ts.elapsed() < duration {
         tick.tick().await;
         let t = base.elapsed().as_micros() as u64;
-        ws.send(Message::text(json!({"type": "publish", "channel": channel, "data": {"t": t}}).to_string())).await.unwrap();
+        ws.send(Message::text(json!({"type": "publish", "channel": channel, "data": {"t": t}}).to_string()))
+            .await
+            .unwrap();
         sent += 1;
     }
     let elapsed = ts.elapsed().as_secs_f64();
     let server_cpu = (cpu_secs(server.pid()) - cpu_s) / elapsed;
-    ws.send(Message::text(json!({"type": "publish", "channel": channel, "data": {"end": true}}).to_string())).await.unwrap();
+    ws.send(Message::text(json!({"type": "publish", "channel": channel, "data": {"end": true}}).to_string()))
+        .await
+        .unwrap();
     for r in readers {
         if tokio::time::timeout(Duration::from_secs(30), r).await.is_err() {
             lost.fetch_add(1, Ordering::Relaxed);

@@ -164,7 +164,8 @@ async fn malformed_frames_get_typed_errors_and_nothing_leaks() {
         let r = c.next().await;
         assert_eq!((r["type"].as_str(), r["code"].as_str()), (Some("error"), Some(code)), "{text} -> {r}");
     }
-    let deep = format!("{{\"type\":\"publish\",\"channel\":\"noisy\",\"data\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
+    let deep =
+        format!("{{\"type\":\"publish\",\"channel\":\"noisy\",\"data\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
     c.send_text(deep).await;
     assert_eq!(c.next().await["code"], "malformed_message");
     let long_rid = json!({"type": "ping", "requestId": "r".repeat(200)}).to_string();
@@ -211,7 +212,11 @@ async fn a_flood_closes_only_the_flooder_with_4011() {
     bystander.subscribe("quiet").await;
     let mut c = Raw::connect(&server).await;
     for i in 0..400 {
-        if c.ws.feed(Message::text(json!({"type": "publish", "channel": "flood", "data": i}).to_string())).await.is_err() {
+        if c.ws
+            .feed(Message::text(json!({"type": "publish", "channel": "flood", "data": i}).to_string()))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -250,7 +255,8 @@ async fn bad_credentials_close_with_the_documented_codes() {
     refused(&server, &format!("token={expired}"), 4002).await;
     let mut wide_key = key.clone();
     wide_key.channel_patterns = vec![ChannelPattern::everything()];
-    let wide_req = TokenRequest { channels: Some(vec![ChannelPattern::try_from("admin-*".to_owned()).unwrap()]), ..req.clone() };
+    let wide_req =
+        TokenRequest { channels: Some(vec![ChannelPattern::try_from("admin-*".to_owned()).unwrap()]), ..req.clone() };
     let wide = mint_token(&wide_key, &wide_req, &limits, now_secs()).unwrap().0;
     refused(&server, &format!("token={wide}"), 4003).await;
     // A good token connects with its subject as peer id and its expiry.
@@ -333,11 +339,22 @@ async fn rest_control_plane() {
     let r = http.get(format!("{base}/v1/usage")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
-    let r = http.get(format!("{base}/v1/usage")).header("authorization", format!("Bearer {}", server.key())).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/v1/usage"))
+        .header("authorization", format!("Bearer {}", server.key()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "publishable keys are refused");
 
     // Tokens.
-    let r = http.post(format!("{base}/v1/tokens")).header("authorization", &auth).json(&json!({"peerId": "bot", "peerMetadata": {"role": "bot"}})).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/tokens"))
+        .header("authorization", &auth)
+        .json(&json!({"peerId": "bot", "peerMetadata": {"role": "bot"}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
@@ -360,16 +377,31 @@ async fn rest_control_plane() {
     assert_eq!(r.status(), 413);
 
     // Peers and backend publish.
-    let r: Value = http.get(format!("{base}/v1/channels/news/peers")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
+    let r: Value = http
+        .get(format!("{base}/v1/channels/news/peers"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut ids: Vec<&str> = r["peers"].as_array().unwrap().iter().map(|p| p["peerId"].as_str().unwrap()).collect();
     ids.sort();
     let mut want = vec!["bot", sub.peer_id.as_str()];
     want.sort();
     assert_eq!(ids, want);
-    let r = http.get(format!("{base}/v1/channels/_system%2Fx/peers")).header("authorization", &auth).send().await.unwrap();
+    let r =
+        http.get(format!("{base}/v1/channels/_system%2Fx/peers")).header("authorization", &auth).send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "channel_reserved");
-    let r = http.post(format!("{base}/v1/channels/news/publish")).header("authorization", &auth).json(&json!({"data": {"headline": "hi"}})).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/channels/news/publish"))
+        .header("authorization", &auth)
+        .json(&json!({"data": {"headline": "hi"}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     assert_eq!(r.json::<Value>().await.unwrap()["delivered"], 2);
     let m = loop {
@@ -381,7 +413,8 @@ async fn rest_control_plane() {
     assert_eq!((m["from"].as_str(), &m["data"]), (Some("server"), &json!({"headline": "hi"})));
 
     // Usage.
-    let u: Value = http.get(format!("{base}/v1/usage")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
+    let u: Value =
+        http.get(format!("{base}/v1/usage")).header("authorization", &auth).send().await.unwrap().json().await.unwrap();
     assert_eq!(u["live"]["connections"], 2);
     assert_eq!(u["limits"]["max_frame_bytes"], 65536);
 
@@ -471,7 +504,8 @@ async fn two_hundred_fifty_subscribers_receive_every_message_exactly_once() {
             })
         })
         .collect();
-    let pubs: Vec<Raw> = within("publishers", futures_util::future::join_all(writers)).await.into_iter().map(Result::unwrap).collect();
+    let pubs: Vec<Raw> =
+        within("publishers", futures_util::future::join_all(writers)).await.into_iter().map(Result::unwrap).collect();
     for reader in within("subscribers", futures_util::future::join_all(readers)).await {
         let (r, seen) = reader.unwrap();
         let peer = &r.peer_id;

@@ -14,7 +14,10 @@ fn script() -> std::path::PathBuf {
 }
 
 async fn scenario(name: &str, args: Value) -> Value {
-    assert!(e2e_support::python_sdk_available(), "run scripts/setup: the project venv with the official SDK is missing");
+    assert!(
+        e2e_support::python_sdk_available(),
+        "run scripts/setup: the project venv with the official SDK is missing"
+    );
     let out = run_python(&script(), &[name, &args.to_string()], LIMIT).await;
     assert_eq!(out.code, Some(0), "python {name} failed:\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
     let last = out.stdout.lines().last().unwrap_or_default();
@@ -80,7 +83,8 @@ async fn python_sdk_tokens_metadata_and_close_codes() {
         },
         now(),
     );
-    let expired_token = token(&server, TokenRequest { peer_id: "late".into(), expires_in_secs: 5, ..Default::default() }, now() - 60);
+    let expired_token =
+        token(&server, TokenRequest { peer_id: "late".into(), expires_in_secs: 5, ..Default::default() }, now() - 60);
     let r = scenario(
         "tokens",
         json!({
@@ -130,5 +134,9 @@ async fn python_sdk_reconnects_and_resubscribes_after_a_restart_on_the_same_port
 }
 
 fn uuid_like() -> String {
-    format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    )
 }

@@ -19,15 +19,21 @@ fn fast_reconnect() -> Option<ReconnectOptions> {
 }
 
 async fn client(server: &TestServer) -> (SignallingClient, broadcast::Receiver<ClientEvent>) {
-    let c = SignallingClient::new(ClientOptions::with_api_key(server.key()).url(server.base_url()).reconnect(fast_reconnect()))
-        .expect("options");
+    let c = SignallingClient::new(
+        ClientOptions::with_api_key(server.key()).url(server.base_url()).reconnect(fast_reconnect()),
+    )
+    .expect("options");
     let events = c.events();
     within("connect", c.connect()).await.expect("connect");
     (c, events)
 }
 
 /// Waits for the first event `pick` accepts.
-async fn next<T>(events: &mut broadcast::Receiver<ClientEvent>, what: &str, mut pick: impl FnMut(ClientEvent) -> Option<T>) -> T {
+async fn next<T>(
+    events: &mut broadcast::Receiver<ClientEvent>,
+    what: &str,
+    mut pick: impl FnMut(ClientEvent) -> Option<T>,
+) -> T {
     within(what, async {
         loop {
             match events.recv().await {
@@ -119,12 +125,17 @@ async fn presence_snapshot_and_deltas() {
 async fn direct_messages_and_sender_metadata_from_tokens() {
     let server = TestServer::start().await;
     let meta = json!({"name": "Ada"}).as_object().cloned();
-    let t = token(&server, TokenRequest { peer_id: "ada".into(), expires_in_secs: 600, peer_metadata: meta.clone(), ..Default::default() });
-    let ada = SignallingClient::new(ClientOptions::with_token_provider(move || {
-        let t = t.clone();
-        async move { Ok(t) }
-    })
-    .url(server.base_url()))
+    let t = token(
+        &server,
+        TokenRequest { peer_id: "ada".into(), expires_in_secs: 600, peer_metadata: meta.clone(), ..Default::default() },
+    );
+    let ada = SignallingClient::new(
+        ClientOptions::with_token_provider(move || {
+            let t = t.clone();
+            async move { Ok(t) }
+        })
+        .url(server.base_url()),
+    )
     .unwrap();
     let mut ada_events = ada.events();
     ada.connect().await.unwrap();
@@ -154,7 +165,10 @@ async fn direct_messages_and_sender_metadata_from_tokens() {
     .await;
     assert_eq!(m, meta);
     let err = ada.send("nobody-here", json!(1)).await.unwrap_err();
-    assert_eq!(err, ClientError::Server { code: "peer_not_found".into(), message: Some("no connected peer has that id".into()) });
+    assert_eq!(
+        err,
+        ClientError::Server { code: "peer_not_found".into(), message: Some("no connected peer has that id".into()) }
+    );
     ada.close().await;
     bob.close().await;
     server.shutdown().await;
@@ -259,7 +273,8 @@ async fn reconnects_and_resubscribes_after_a_server_restart() {
     .await;
     assert!(again);
     // The replayed subscription gets a snapshot; then messages flow again.
-    next(&mut a_events, "snapshot after resubscribe", |e| matches!(e, ClientEvent::Presence { .. }).then_some(())).await;
+    next(&mut a_events, "snapshot after resubscribe", |e| matches!(e, ClientEvent::Presence { .. }).then_some(()))
+        .await;
     let (b, _) = client(&server).await;
     b.publish("room", json!("after restart")).await.unwrap();
     let data = next(&mut a_events, "message after restart", |e| match e {

@@ -14,7 +14,10 @@
 //! - [`signalling`] — [`signalling::SignallingClient`], the pub/sub client (parity
 //!   with the Python SDK's `SignallingClient`): acks, typed events, reconnect with
 //!   backoff, resubscribe, inactivity watchdog.
-#![cfg_attr(feature = "media", doc = "- [`media`] / [`audio`] — frames, tracks, `MediaStream`, `StreamMetadata`, `AudioSource`, `iter_frames`.")]
+#![cfg_attr(
+    feature = "media",
+    doc = "- [`media`] / [`audio`] — frames, tracks, `MediaStream`, `StreamMetadata`, `AudioSource`, `iter_frames`."
+)]
 //!
 //! ## Cargo features
 //!

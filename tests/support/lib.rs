@@ -30,7 +30,6 @@ impl TestServer {
         let mut config = ServerConfig::dev("127.0.0.1:0".parse().expect("loopback address"));
         tweak(&mut config);
         let server = Server::bind(config.clone()).await.expect("bind test server");
-        let mut config = config;
         config.listen = server.local_addr();
         TestServer { server, config }
     }

@@ -142,12 +142,10 @@ impl<'a> ClientRequest<'a> {
         let request_id = match env.request_id {
             None => None,
             Some(raw) => {
-                let id = as_str(raw).ok_or_else(|| {
-                    FrameError::new(ErrorCode::MalformedMessage, None, "requestId must be a string")
-                })?;
-                validate_request_id(&id).map_err(|e| {
-                    FrameError::new(ErrorCode::MalformedMessage, None, e.to_string())
-                })?;
+                let id = as_str(raw)
+                    .ok_or_else(|| FrameError::new(ErrorCode::MalformedMessage, None, "requestId must be a string"))?;
+                validate_request_id(&id)
+                    .map_err(|e| FrameError::new(ErrorCode::MalformedMessage, None, e.to_string()))?;
                 Some(id)
             }
         };
@@ -158,25 +156,17 @@ impl<'a> ClientRequest<'a> {
             .ok_or_else(|| FrameError::new(ErrorCode::MalformedMessage, rid, "type must be a string"))?;
 
         let channel = || -> Result<Cow<'a, str>, FrameError> {
-            let raw = env
-                .channel
-                .ok_or_else(|| FrameError::new(ErrorCode::InvalidChannel, rid, "channel is required"))?;
+            let raw =
+                env.channel.ok_or_else(|| FrameError::new(ErrorCode::InvalidChannel, rid, "channel is required"))?;
             let channel = as_str(raw)
                 .ok_or_else(|| FrameError::new(ErrorCode::InvalidChannel, rid, "channel must be a string"))?;
-            validate_channel(&channel)
-                .map_err(|e| FrameError::new(ErrorCode::InvalidChannel, rid, e.to_string()))?;
+            validate_channel(&channel).map_err(|e| FrameError::new(ErrorCode::InvalidChannel, rid, e.to_string()))?;
             Ok(channel)
         };
         let data = || {
-            let data = env
-                .data
-                .ok_or_else(|| FrameError::new(ErrorCode::MissingData, rid, "data is required"))?;
+            let data = env.data.ok_or_else(|| FrameError::new(ErrorCode::MissingData, rid, "data is required"))?;
             if nesting_depth(data.get()) > MAX_DATA_DEPTH {
-                return Err(FrameError::new(
-                    ErrorCode::MalformedMessage,
-                    rid,
-                    "data is nested too deeply",
-                ));
+                return Err(FrameError::new(ErrorCode::MalformedMessage, rid, "data is nested too deeply"));
             }
             Ok(data)
         };
@@ -205,13 +195,10 @@ impl<'a> ClientRequest<'a> {
                 ClientRequest::Publish { channel, data: data()? }
             }
             "send" => {
-                let raw = env
-                    .to
-                    .ok_or_else(|| FrameError::new(ErrorCode::InvalidPeerId, rid, "to is required"))?;
-                let to = as_str(raw)
-                    .ok_or_else(|| FrameError::new(ErrorCode::InvalidPeerId, rid, "to must be a string"))?;
-                validate_peer_id(&to)
-                    .map_err(|e| FrameError::new(ErrorCode::InvalidPeerId, rid, e.to_string()))?;
+                let raw = env.to.ok_or_else(|| FrameError::new(ErrorCode::InvalidPeerId, rid, "to is required"))?;
+                let to =
+                    as_str(raw).ok_or_else(|| FrameError::new(ErrorCode::InvalidPeerId, rid, "to must be a string"))?;
+                validate_peer_id(&to).map_err(|e| FrameError::new(ErrorCode::InvalidPeerId, rid, e.to_string()))?;
                 ClientRequest::Send { to, data: data()? }
             }
             "ping" => ClientRequest::Ping,
@@ -286,19 +273,15 @@ impl ClientFrame<'_> {
             Self::Ping { request_id } => (None, None, *request_id),
         };
         if let Some(rid) = rid {
-            validate_request_id(rid)
-                .map_err(|e| FrameError::new(ErrorCode::MalformedMessage, None, e.to_string()))?;
+            validate_request_id(rid).map_err(|e| FrameError::new(ErrorCode::MalformedMessage, None, e.to_string()))?;
         }
         if let Some(channel) = channel {
-            validate_channel(channel)
-                .map_err(|e| FrameError::new(ErrorCode::InvalidChannel, rid, e.to_string()))?;
+            validate_channel(channel).map_err(|e| FrameError::new(ErrorCode::InvalidChannel, rid, e.to_string()))?;
         }
         if let Some(to) = to {
-            validate_peer_id(to)
-                .map_err(|e| FrameError::new(ErrorCode::InvalidPeerId, rid, e.to_string()))?;
+            validate_peer_id(to).map_err(|e| FrameError::new(ErrorCode::InvalidPeerId, rid, e.to_string()))?;
         }
-        serde_json::to_string(self)
-            .map_err(|e| FrameError::new(ErrorCode::MalformedMessage, rid, e.to_string()))
+        serde_json::to_string(self).map_err(|e| FrameError::new(ErrorCode::MalformedMessage, rid, e.to_string()))
     }
 }
 
@@ -344,7 +327,9 @@ mod tests {
     #[test]
     fn escaped_strings_are_decoded() {
         let (_, req) = ClientRequest::parse(r#"{"type":"subscribe","channel":"a\/b"}"#).unwrap();
-        assert!(matches!(req, ClientRequest::Subscribe { channel, include_sender_metadata: false } if channel == "a/b"));
+        assert!(
+            matches!(req, ClientRequest::Subscribe { channel, include_sender_metadata: false } if channel == "a/b")
+        );
     }
 
     #[test]
@@ -359,7 +344,10 @@ mod tests {
         assert_eq!(code(r#"{"type":"subscribe"}"#), ErrorCode::InvalidChannel);
         assert_eq!(code(r#"{"type":"subscribe","channel":7}"#), ErrorCode::InvalidChannel);
         assert_eq!(code(r#"{"type":"subscribe","channel":"a\nb"}"#), ErrorCode::InvalidChannel);
-        assert_eq!(code(r#"{"type":"subscribe","channel":"a","includeSenderMetadata":"yes"}"#), ErrorCode::MalformedMessage);
+        assert_eq!(
+            code(r#"{"type":"subscribe","channel":"a","includeSenderMetadata":"yes"}"#),
+            ErrorCode::MalformedMessage
+        );
         assert_eq!(code(r#"{"type":"publish","channel":"a"}"#), ErrorCode::MissingData);
         assert_eq!(code(r#"{"type":"send","to":"","data":1}"#), ErrorCode::InvalidPeerId);
         assert_eq!(code(r#"{"type":"send","data":1}"#), ErrorCode::InvalidPeerId);
@@ -389,7 +377,8 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_not_a_stack_overflow() {
-        let deep = format!(r#"{{"type":"publish","channel":"a","data":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        let deep =
+            format!(r#"{{"type":"publish","channel":"a","data":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(code(&deep), ErrorCode::MalformedMessage);
     }
 
@@ -408,10 +397,13 @@ mod tests {
         let data = serde_json::json!({"a": 1});
         let s = ClientFrame::Publish { channel: "c", data: &data, request_id: Some("r") }.encode().unwrap();
         assert_eq!(s, r#"{"type":"publish","channel":"c","data":{"a":1},"requestId":"r"}"#);
-        let s = ClientFrame::Subscribe { channel: "c", request_id: None, include_sender_metadata: false }.encode().unwrap();
+        let s =
+            ClientFrame::Subscribe { channel: "c", request_id: None, include_sender_metadata: false }.encode().unwrap();
         assert_eq!(s, r#"{"type":"subscribe","channel":"c"}"#);
         assert_eq!(ClientFrame::Ping { request_id: None }.encode().unwrap(), r#"{"type":"ping"}"#);
-        assert!(ClientFrame::Subscribe { channel: "", request_id: None, include_sender_metadata: true }.encode().is_err());
+        assert!(
+            ClientFrame::Subscribe { channel: "", request_id: None, include_sender_metadata: true }.encode().is_err()
+        );
         assert!(ClientFrame::Send { to: "a\u{1}", data: &data, request_id: None }.encode().is_err());
     }
 }

@@ -18,11 +18,8 @@ mod validate;
 
 pub use client_frame::{ClientFrame, ClientRequest, FrameError};
 pub use codes::{CloseCode, ErrorCode};
-pub use limits::{
-    MAX_CHANNEL_BYTES, MAX_PEER_ID_BYTES, MAX_REQUEST_ID_BYTES, RESERVED_CHANNEL_PREFIXES,
-};
+pub use limits::{MAX_CHANNEL_BYTES, MAX_PEER_ID_BYTES, MAX_REQUEST_ID_BYTES, RESERVED_CHANNEL_PREFIXES};
 pub use server_frame::{PresencePeer, ServerFrame};
 pub use validate::{
-    ValidationError, has_control_chars, is_reserved_channel, validate_channel, validate_peer_id,
-    validate_request_id,
+    ValidationError, has_control_chars, is_reserved_channel, validate_channel, validate_peer_id, validate_request_id,
 };

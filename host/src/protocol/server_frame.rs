@@ -107,8 +107,7 @@ impl ServerFrame {
     ///
     /// Unknown error codes pass through; unknown frame types are refused.
     pub fn parse(text: &str) -> Result<ServerFrame, String> {
-        let Value::Object(mut env) = serde_json::from_str::<Value>(text).map_err(|_| "invalid JSON".to_owned())?
-        else {
+        let Value::Object(mut env) = serde_json::from_str::<Value>(text).map_err(|_| "invalid JSON".to_owned())? else {
             return Err("envelope must be an object".into());
         };
         let ty = match env.get("type") {
@@ -136,9 +135,8 @@ impl ServerFrame {
                     v => Some(finite(v).ok_or("welcome.expiresAt must be number or null")? as i64),
                 };
                 let server_time = finite(env.get("serverTime")).ok_or("welcome.serverTime missing")? as i64;
-                let max = finite(env.get("maxMessageSize"))
-                    .filter(|m| *m > 0.0)
-                    .ok_or("welcome.maxMessageSize invalid")?;
+                let max =
+                    finite(env.get("maxMessageSize")).filter(|m| *m > 0.0).ok_or("welcome.maxMessageSize invalid")?;
                 ServerFrame::Welcome {
                     peer_id,
                     expires_at,
@@ -167,7 +165,12 @@ impl ServerFrame {
                 let channel = take_str(&mut env, "channel")?;
                 let from = take_str(&mut env, "from")?;
                 let data = env.remove("data").ok_or("message.data missing")?;
-                ServerFrame::Message { channel, from, data: raw(data)?, from_metadata: object(env.remove("fromMetadata")) }
+                ServerFrame::Message {
+                    channel,
+                    from,
+                    data: raw(data)?,
+                    from_metadata: object(env.remove("fromMetadata")),
+                }
             }
             "direct" => {
                 let from = take_str(&mut env, "from")?;
@@ -254,10 +257,7 @@ mod tests {
             assert_eq!(back.to_json(), text);
         }
         assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
-        assert_eq!(
-            ServerFrame::GoingAway { retry_after_ms: 3 }.to_json(),
-            r#"{"type":"going_away","retryAfterMs":3}"#
-        );
+        assert_eq!(ServerFrame::GoingAway { retry_after_ms: 3 }.to_json(), r#"{"type":"going_away","retryAfterMs":3}"#);
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! Validation of the identifiers that travel in frames.
 
-use super::limits::{
-    MAX_CHANNEL_BYTES, MAX_PEER_ID_BYTES, MAX_REQUEST_ID_BYTES, RESERVED_CHANNEL_PREFIXES,
-};
+use super::limits::{MAX_CHANNEL_BYTES, MAX_PEER_ID_BYTES, MAX_REQUEST_ID_BYTES, RESERVED_CHANNEL_PREFIXES};
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,8 +32,7 @@ pub enum ValidationError {
 
 /// True when `s` contains U+0000–U+001F or U+007F–U+009F.
 pub fn has_control_chars(s: &str) -> bool {
-    s.chars()
-        .any(|c| (c as u32) <= 0x1F || (0x7F..=0x9F).contains(&(c as u32)))
+    s.chars().any(|c| (c as u32) <= 0x1F || (0x7F..=0x9F).contains(&(c as u32)))
 }
 
 /// A channel name: 1..=256 bytes, no control characters.
@@ -83,8 +80,7 @@ pub fn validate_request_id(request_id: &str) -> Result<(), ValidationError> {
 /// True when the channel starts with a reserved prefix, ignoring ASCII case.
 pub fn is_reserved_channel(channel: &str) -> bool {
     RESERVED_CHANNEL_PREFIXES.iter().any(|prefix| {
-        channel.len() >= prefix.len()
-            && channel.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        channel.len() >= prefix.len() && channel.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
     })
 }
 

@@ -241,12 +241,15 @@ fn serialized_len(m: &Map<String, Value>) -> usize {
 }
 
 /// Mints an HS256 token with `kid` = the key id.
-pub fn mint_token(key: &SecretKey, req: &TokenRequest, limits: &Limits, now_secs: i64) -> Result<(String, i64), MintError> {
+pub fn mint_token(
+    key: &SecretKey,
+    req: &TokenRequest,
+    limits: &Limits,
+    now_secs: i64,
+) -> Result<(String, i64), MintError> {
     validate_peer_id(&req.peer_id).map_err(|e| MintError::InvalidRequest(format!("peerId: {e}")))?;
     if req.expires_in_secs == 0 || req.expires_in_secs > MAX_TOKEN_LIFETIME_SECS {
-        return Err(MintError::InvalidRequest(format!(
-            "expiresInSec must be 1..={MAX_TOKEN_LIFETIME_SECS}"
-        )));
+        return Err(MintError::InvalidRequest(format!("expiresInSec must be 1..={MAX_TOKEN_LIFETIME_SECS}")));
     }
     if let Some(channels) = &req.channels {
         if channels.is_empty() {
@@ -446,7 +449,7 @@ mod tests {
         assert_eq!(&*g.peer_id, "agent-1");
         assert!(g.covers_channel("room-1") && !g.covers_channel("room-2"));
         assert!(g.actions.allows(Action::Publish) && !g.actions.allows(Action::Send));
-        assert_eq!(a.token(&token, 1060), Err(AuthError::Expired));
+        assert!(matches!(a.token(&token, 1060), Err(AuthError::Expired)));
     }
 
     #[test]
@@ -467,7 +470,7 @@ mod tests {
         let mut r = req("p");
         r.channels = Some(vec![pat("secret-*")]);
         let (wide, _) = mint_token(&broad, &r, &Limits::default(), 1000).unwrap();
-        assert_eq!(a.token(&wide, 1000), Err(AuthError::ChannelNotAuthorized));
+        assert!(matches!(a.token(&wide, 1000), Err(AuthError::ChannelNotAuthorized)));
     }
 
     #[test]

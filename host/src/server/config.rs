@@ -371,10 +371,10 @@ impl ServerConfig {
         if l.message_quota > 0 && l.quota_period_secs == 0 {
             return Err(invalid("limits.quota_period_secs", "must be greater than 0 when message_quota is set"));
         }
-        if let Some(k) = &self.web.publishable_key {
-            if !self.publishable_keys.iter().any(|p| &p.key == k) {
-                return Err(invalid("web.publishable_key", "must be one of publishable_keys"));
-            }
+        if let Some(k) = &self.web.publishable_key
+            && !self.publishable_keys.iter().any(|p| &p.key == k)
+        {
+            return Err(invalid("web.publishable_key", "must be one of publishable_keys"));
         }
         for (i, s) in self.ice.servers.iter().enumerate() {
             if s.urls.is_empty() {
@@ -459,9 +459,12 @@ servers = [{ urls = ["stun:127.0.0.1:3478"] }]
 
     #[test]
     fn errors_name_the_field() {
-        let bad = SAMPLE.replace(r#""send"]
-[[secret_keys]]"#, r#""sned"]
-[[secret_keys]]"#);
+        let bad = SAMPLE.replace(
+            r#""send"]
+[[secret_keys]]"#,
+            r#""sned"]
+[[secret_keys]]"#,
+        );
         let e = ServerConfig::from_toml(&bad).unwrap_err().to_string();
         assert!(e.contains("actions") && e.contains("sned"), "{e}");
 
@@ -481,11 +484,14 @@ servers = [{ urls = ["stun:127.0.0.1:3478"] }]
         let e = ServerConfig::from_toml(&SAMPLE.replace("stun:127", "http:127")).unwrap_err().to_string();
         assert!(e.contains("ice.servers[0].urls[0]"), "{e}");
 
-        let e = ServerConfig::from_toml(&SAMPLE.replace(r#"channel_patterns = ["*"]
+        let e = ServerConfig::from_toml(&SAMPLE.replace(
+            r#"channel_patterns = ["*"]
 actions = ["publish", "subscribe", "presence", "send"]
-[limits]"#, r#"channel_patterns = ["a\nb"]
+[limits]"#,
+            r#"channel_patterns = ["a\nb"]
 actions = ["publish"]
-[limits]"#))
+[limits]"#,
+        ))
         .unwrap_err()
         .to_string();
         assert!(e.contains("channel"), "{e}");

@@ -37,7 +37,13 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// Runs a connection to completion.
-pub(crate) async fn run(app: Arc<App>, socket: WebSocket, credential: Credential, origin: Option<String>, addr: SocketAddr) {
+pub(crate) async fn run(
+    app: Arc<App>,
+    socket: WebSocket,
+    credential: Credential,
+    origin: Option<String>,
+    addr: SocketAddr,
+) {
     let (sink, stream) = socket.split();
     let mut io = Io { sink, stream };
     let grant = match authenticate(&app, credential) {
@@ -54,12 +60,12 @@ pub(crate) async fn run(app: Arc<App>, socket: WebSocket, credential: Credential
             return;
         }
     };
-    if let Some(allowed) = &grant.allowed_origins {
-        if !origin.as_deref().is_some_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o))) {
-            app.hub.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-            io.close(CloseCode::PolicyViolation, "origin not allowed").await;
-            return;
-        }
+    if let Some(allowed) = &grant.allowed_origins
+        && !origin.as_deref().is_some_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)))
+    {
+        app.hub.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+        io.close(CloseCode::PolicyViolation, "origin not allowed").await;
+        return;
     }
     let (handle, rx) = app.hub.new_connection();
     let span = info_span!("conn", tenant = %grant.tenant, peer = %grant.peer_id, conn = handle.id, %addr);
@@ -78,7 +84,11 @@ pub(crate) async fn run(app: Arc<App>, socket: WebSocket, credential: Credential
         wants_presence: grant.actions.allows(Action::Presence),
     };
     let mut conn = Connection {
-        bucket: TokenBucket::new(app.config.limits.messages_per_second, app.config.limits.message_burst, Instant::now()),
+        bucket: TokenBucket::new(
+            app.config.limits.messages_per_second,
+            app.config.limits.message_burst,
+            Instant::now(),
+        ),
         app: app.clone(),
         grant,
         tenant,
@@ -296,7 +306,11 @@ impl Connection {
         match ClientRequest::parse(text) {
             Ok((request_id, request)) => {
                 if let Err(code) = self.handle(request_id.as_deref(), request) {
-                    let e = FrameError { code, request_id: request_id.map(|r| r.into_owned()), message: code_message(code).into() };
+                    let e = FrameError {
+                        code,
+                        request_id: request_id.map(|r| r.into_owned()),
+                        message: code_message(code).into(),
+                    };
                     self.reply_error(&e);
                 }
             }

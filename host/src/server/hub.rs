@@ -182,7 +182,12 @@ impl Hub {
     }
 
     /// Admits a connection to its tenant (4010 over the concurrent limit).
-    pub(crate) fn register(&self, tenant: &str, peer_id: &Arc<str>, handle: &ConnHandle) -> Result<Arc<Tenant>, CloseCode> {
+    pub(crate) fn register(
+        &self,
+        tenant: &str,
+        peer_id: &Arc<str>,
+        handle: &ConnHandle,
+    ) -> Result<Arc<Tenant>, CloseCode> {
         let t = self.tenant(tenant);
         let n = t.connections.fetch_add(1, Ordering::AcqRel);
         if self.max_connections_per_tenant > 0 && n >= self.max_connections_per_tenant {
@@ -250,7 +255,11 @@ impl Hub {
                         .write()
                         .entry(Arc::from(channel))
                         .or_insert_with_key(|k| {
-                            Arc::new(Channel { name: k.clone(), state: RwLock::default(), removed: AtomicBool::new(false) })
+                            Arc::new(Channel {
+                                name: k.clone(),
+                                state: RwLock::default(),
+                                removed: AtomicBool::new(false),
+                            })
                         })
                         .clone(),
                 }
@@ -260,15 +269,12 @@ impl Hub {
                 continue;
             }
             let again = st.subscribers.contains_key(&member.handle.id);
-            st.subscribers.insert(
-                member.handle.id,
-                Subscriber { member: member.clone(), include_sender_metadata },
-            );
+            st.subscribers.insert(member.handle.id, Subscriber { member: member.clone(), include_sender_metadata });
             if !again {
-                let p = st.present.entry(member.peer_id.clone()).or_insert(Presence {
-                    connections: 0,
-                    metadata: member.peer_metadata.clone(),
-                });
+                let p = st
+                    .present
+                    .entry(member.peer_id.clone())
+                    .or_insert(Presence { connections: 0, metadata: member.peer_metadata.clone() });
                 p.connections += 1;
                 if p.connections == 1 {
                     let delta = frame(&ServerFrame::Presence {

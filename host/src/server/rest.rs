@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -43,13 +43,15 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Response, ApiError>;
 
 fn authorize<'a>(app: &'a App, headers: &HeaderMap) -> Result<&'a SecretKey, ApiError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| app.auth.rest_bearer(v))
-        .ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "use Authorization: Bearer <secret key id>:<secret>")
-        })
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| app.auth.rest_bearer(v)).ok_or_else(
+        || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "use Authorization: Bearer <secret key id>:<secret>",
+            )
+        },
+    )
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(app: &App, body: Body) -> Result<T, ApiError> {
@@ -69,7 +71,11 @@ fn check_channel(key: &SecretKey, channel: &str) -> Result<(), ApiError> {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "channel_reserved", "channel uses a reserved prefix"));
     }
     if !key.channel_patterns.iter().any(|p| p.matches(channel)) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "channel_not_authorized", "the key does not cover this channel"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "channel_not_authorized",
+            "the key does not cover this channel",
+        ));
     }
     Ok(())
 }
@@ -97,14 +103,20 @@ pub(crate) async fn create_token(State(app): State<Arc<App>>, headers: HeaderMap
         peer_metadata: body.peer_metadata,
     };
     let (token, expires_at) = mint_token(key, &req, &app.config.limits, now_ms() / 1000).map_err(|e| match e {
-        MintError::ChannelNotAuthorized => ApiError::new(StatusCode::FORBIDDEN, "channel_not_authorized", e.to_string()),
+        MintError::ChannelNotAuthorized => {
+            ApiError::new(StatusCode::FORBIDDEN, "channel_not_authorized", e.to_string())
+        }
         MintError::ActionNotPermitted => ApiError::new(StatusCode::FORBIDDEN, "action_not_permitted", e.to_string()),
         other => ApiError::bad(other.to_string()),
     })?;
     Ok(Json(json!({"token": token, "expiresAt": expires_at})).into_response())
 }
 
-pub(crate) async fn channel_peers(State(app): State<Arc<App>>, headers: HeaderMap, Path(channel): Path<String>) -> ApiResult {
+pub(crate) async fn channel_peers(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(channel): Path<String>,
+) -> ApiResult {
     let key = authorize(&app, &headers)?;
     check_channel(key, &channel)?;
     let peers = app.hub.channel_peers(&key.tenant, &channel);
@@ -118,7 +130,12 @@ struct PublishBody {
     from: Option<String>,
 }
 
-pub(crate) async fn publish(State(app): State<Arc<App>>, headers: HeaderMap, Path(channel): Path<String>, body: Body) -> ApiResult {
+pub(crate) async fn publish(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(channel): Path<String>,
+    body: Body,
+) -> ApiResult {
     let key = authorize(&app, &headers)?;
     check_channel(key, &channel)?;
     if !key.actions.contains(&Action::Publish) {

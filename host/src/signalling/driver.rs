@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::backoff;
 use super::events::{ClientEvent, ClientState, IceServer};
@@ -64,9 +64,13 @@ async fn run(shared: Arc<Shared>, mut ready: Ready) {
             Err(error) => {
                 token_failures += 1;
                 if token_failures >= TOKEN_FAILURE_THRESHOLD {
-                    shared.emit(ClientEvent::TokenProviderError { consecutive_failures: token_failures, error: error.clone() });
+                    shared.emit(ClientEvent::TokenProviderError {
+                        consecutive_failures: token_failures,
+                        error: error.clone(),
+                    });
                 }
-                if !backoff::should_reconnect(shared.opts.reconnect.as_ref(), None, false, was_ever_connected, attempts) {
+                if !backoff::should_reconnect(shared.opts.reconnect.as_ref(), None, false, was_ever_connected, attempts)
+                {
                     if let Some(r) = ready.take() {
                         let _ = r.send(Err(ClientError::Connect { close_code: 1006, reason: error }));
                     }
@@ -134,7 +138,8 @@ async fn run_connection(
     attempts: &mut u32,
     close_rx: &mut watch::Receiver<bool>,
 ) -> Ended {
-    let config = WebSocketConfig::default().max_message_size(Some(MAX_INBOUND_FRAME)).max_frame_size(Some(MAX_INBOUND_FRAME));
+    let config =
+        WebSocketConfig::default().max_message_size(Some(MAX_INBOUND_FRAME)).max_frame_size(Some(MAX_INBOUND_FRAME));
     let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
     let ws = match tokio::time::timeout(shared.opts.welcome_timeout, connect).await {
         Err(_) => return Ended { code: 1006, reason: "connect timed out".into(), opened: false },
@@ -360,7 +365,9 @@ fn ice_servers(meta: &serde_json::Map<String, Value>) -> Option<Vec<IceServer>> 
             let e = e.as_object()?;
             let urls = match e.get("urls")? {
                 Value::String(_) => vec![ok_url(e.get("urls")?)?.to_owned()],
-                Value::Array(us) if !us.is_empty() => us.iter().map(|u| ok_url(u).map(str::to_owned)).collect::<Option<_>>()?,
+                Value::Array(us) if !us.is_empty() => {
+                    us.iter().map(|u| ok_url(u).map(str::to_owned)).collect::<Option<_>>()?
+                }
                 _ => return None,
             };
             let text = |k: &str| -> Option<Option<String>> {

@@ -105,10 +105,17 @@ impl SignallingClient {
     /// Builds a client (validating the options) without connecting.
     pub fn new(opts: ClientOptions) -> Result<Self, ClientError> {
         let origin = url::validate_base_url(&opts.url)?;
-        if let Some(r) = &opts.reconnect {
-            if r.initial_delay.is_zero() || r.multiplier < 1.0 || r.max_delay < r.initial_delay || !(0.0..=1.0).contains(&r.jitter_ratio) {
-                return Err(ConfigError::Option("reconnect: need initial_delay > 0, multiplier >= 1, max_delay >= initial_delay, jitter in [0, 1]".into()).into());
-            }
+        if let Some(r) = &opts.reconnect
+            && (r.initial_delay.is_zero()
+                || r.multiplier < 1.0
+                || r.max_delay < r.initial_delay
+                || !(0.0..=1.0).contains(&r.jitter_ratio))
+        {
+            return Err(ConfigError::Option(
+                "reconnect: need initial_delay > 0, multiplier >= 1, max_delay >= initial_delay, jitter in [0, 1]"
+                    .into(),
+            )
+            .into());
         }
         if opts.inactivity_timeout.as_millis() < 30 {
             return Err(ConfigError::Option("inactivity_timeout must be at least 30 ms".into()).into());
@@ -243,7 +250,9 @@ impl SignallingClient {
         self.shared.close_tx.send_replace(true);
         let mut state = self.shared.state.subscribe();
         if self.shared.started.load(Ordering::Acquire) {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), state.wait_for(|s| *s == ClientState::Closed)).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), state.wait_for(|s| *s == ClientState::Closed))
+                    .await;
         }
         self.shared.fail_pending(1000);
         self.shared.transition(ClientState::Closed);
@@ -252,7 +261,10 @@ impl SignallingClient {
     fn check_size(&self, text: &str) -> Result<(), ClientError> {
         let cap = self.max_message_size();
         if text.len() as u64 > cap {
-            return Err(ClientError::InvalidArgument(format!("frame of {} bytes exceeds maxMessageSize {cap}", text.len())));
+            return Err(ClientError::InvalidArgument(format!(
+                "frame of {} bytes exceeds maxMessageSize {cap}",
+                text.len()
+            )));
         }
         Ok(())
     }

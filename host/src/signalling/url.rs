@@ -79,7 +79,8 @@ mod tests {
         let u = connect_url("ws://127.0.0.1:1", false, "pk_live a&b");
         assert_eq!(u, "ws://127.0.0.1:1/v1?key=pk%5Flive%20a%26b");
         assert_eq!(scrub(&u), "ws://127.0.0.1:1/v1?key=***");
-        assert_eq!(scrub("failed GET ws://h/v1?token=eyJ.abc.def: 401"), "failed GET ws://h/v1?token=***: 401");
+        assert_eq!(scrub("failed GET ws://h/v1?token=eyJ.abc.def 401"), "failed GET ws://h/v1?token=*** 401");
+        assert_eq!(scrub("x?key=a&token=b&c=1"), "x?key=***&token=***&c=1");
         assert_eq!(scrub("monkey=1"), "monkey=1");
     }
 }
