@@ -40,7 +40,7 @@
 //! let key = config.publishable_keys[0].key.clone();
 //! let server = Server::bind(config).await?;
 //! let url = format!("ws://{}", server.local_addr());
-//! let client = SignallingClient::connect(ClientOptions::with_api_key(key).url(url)).await?;
+//! let client = SignallingClient::connect_with(ClientOptions::with_api_key(key).url(url)).await?;
 //! client.subscribe("room-1").await?;
 //! client.publish("room-1", serde_json::json!({"hello": "world"})).await?;
 //! # Ok(()) }
