@@ -257,7 +257,12 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Parses and validates a TOML configuration.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: ServerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: ServerConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            ConfigError::Parse(if path == "." { inner } else { format!("invalid `{path}`: {inner}") })
+        })?;
         config.validate()?;
         Ok(config)
     }
