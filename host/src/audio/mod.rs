@@ -1,1 +1,12 @@
-//! AudioSource (placeholder until the audio module lands).
+//! [`AudioSource`]: input slicing, resampling to 48 kHz stereo (rubato), 20 ms
+//! framing and a pure [`pacer::Pacer`] with a thin tokio driver. Doesn't know
+//! about sockets, WebRTC or wasm.
+
+pub mod pacer;
+pub mod resample;
+mod source;
+
+pub use source::{AudioSource, AudioSourceError, AudioSourceOptions, FRAME_SAMPLES, InputLayout};
+
+#[cfg(test)]
+mod tests;
