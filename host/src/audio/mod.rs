@@ -2,11 +2,13 @@
 //! framing and a pure [`pacer::Pacer`] with a thin tokio driver. Doesn't know
 //! about sockets, WebRTC or wasm.
 
+pub mod analysis;
 pub mod pacer;
 pub mod resample;
 mod source;
+mod timer;
 
-pub use source::{AudioSource, AudioSourceError, AudioSourceOptions, FRAME_SAMPLES, InputLayout};
+pub use source::{AudioSource, AudioSourceError, AudioSourceOptions, FRAME_SAMPLES, InputLayout, PacingTimer};
 
 #[cfg(test)]
 mod tests;

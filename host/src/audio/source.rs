@@ -48,6 +48,17 @@ impl FromStr for InputLayout {
     }
 }
 
+/// Which clock wakes a source whose next frame is not yet due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PacingTimer {
+    /// The shared precision timer thread (default): sub-millisecond emission.
+    #[default]
+    Precise,
+    /// tokio's timer (1 ms granularity); follows `tokio::time::pause`, so tests
+    /// can run on virtual time.
+    Tokio,
+}
+
 /// Options of an [`AudioSource`] (the Python SDK's keyword arguments).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AudioSourceOptions {
@@ -57,11 +68,18 @@ pub struct AudioSourceOptions {
     pub input_layout: InputLayout,
     /// `push` suspends once this many seconds are buffered (default 5.0).
     pub max_buffered_seconds: f64,
+    /// The clock that paces emission.
+    pub timer: PacingTimer,
 }
 
 impl Default for AudioSourceOptions {
     fn default() -> Self {
-        Self { input_rate: 16_000, input_layout: InputLayout::Mono, max_buffered_seconds: 5.0 }
+        Self {
+            input_rate: 16_000,
+            input_layout: InputLayout::Mono,
+            max_buffered_seconds: 5.0,
+            timer: PacingTimer::Precise,
+        }
     }
 }
 
@@ -126,9 +144,12 @@ impl std::fmt::Debug for AudioSource {
     }
 }
 
-fn now() -> Instant {
-    // tokio's clock, so paused time in tests drives the pacer too.
-    tokio::time::Instant::now().into_std()
+fn now(timer: PacingTimer) -> Instant {
+    match timer {
+        PacingTimer::Precise => Instant::now(),
+        // tokio's clock, so paused time in tests drives the pacer too.
+        PacingTimer::Tokio => tokio::time::Instant::now().into_std(),
+    }
 }
 
 impl AudioSource {
@@ -324,7 +345,12 @@ impl AudioSource {
                 self.inner.retired.notify_waiters();
                 return Poll::Ready(Err(TrackEnded));
             }
-            match st.pacer.poll(now()) {
+            let timer = self.inner.opts.timer;
+            match st.pacer.poll(now(timer)) {
+                Pace::WaitUntil(deadline) if timer == PacingTimer::Precise => {
+                    super::timer::PrecisionTimer::global().wake_at(deadline, cx.waker());
+                    return Poll::Pending;
+                }
                 Pace::WaitUntil(deadline) => {
                     let deadline = tokio::time::Instant::from_std(deadline);
                     let sleep = st.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -426,6 +452,7 @@ impl State {
         for frame in rest[..whole].chunks_exact(bpf) {
             feed_pcm_frame(&mut self.resampler, frame, &mut self.buffer);
         }
+        self.resampler.drain(&mut self.buffer);
         self.partial.extend_from_slice(&rest[whole..]);
         self.queued += ((self.buffer.len() - before) / 2) as u64;
     }
@@ -452,6 +479,7 @@ impl State {
             };
             r.feed(l, rr, &mut self.buffer);
         }
+        r.drain(&mut self.buffer);
         self.queued += ((self.buffer.len() - before) / 2) as u64;
     }
 }

@@ -12,7 +12,13 @@ use super::*;
 use crate::media::{AudioFrame, ChannelLayout, Frame, MediaStreamTrack, SampleFormat, iter_frames};
 
 fn source(rate: u32, layout: InputLayout, max_buffered_seconds: f64) -> AudioSource {
-    AudioSource::new(AudioSourceOptions { input_rate: rate, input_layout: layout, max_buffered_seconds }).unwrap()
+    AudioSource::new(AudioSourceOptions {
+        input_rate: rate,
+        input_layout: layout,
+        max_buffered_seconds,
+        timer: PacingTimer::Tokio,
+    })
+    .unwrap()
 }
 
 fn pcm(samples: impl IntoIterator<Item = i16>) -> Vec<u8> {
@@ -100,7 +106,7 @@ async fn partial_samples_split_at_every_byte_offset_give_identical_output() {
             s.push(&[]).await;
             s.push(&input[cut..]).await;
             s.end();
-            assert_eq!(collect(&s).await, reference, "split at byte {cut}, {rate} Hz {layout:?}");
+            assert_same_stream(&collect(&s).await, &reference, &format!("split at byte {cut}, {rate} Hz {layout:?}"));
         }
         // One byte at a time.
         let s = source(rate, layout, 5.0);
@@ -109,8 +115,15 @@ async fn partial_samples_split_at_every_byte_offset_give_identical_output() {
         }
         s.push(&input[101..]).await;
         s.end();
-        assert_eq!(collect(&s).await, reference);
+        assert_same_stream(&collect(&s).await, &reference, "one byte at a time");
     }
+}
+
+/// Bit-identical streams (compared without printing thousands of samples).
+fn assert_same_stream(got: &[i16], want: &[i16], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    assert!(first.is_none(), "{what}: first difference at sample {first:?}");
 }
 
 async fn collect(s: &AudioSource) -> Vec<i16> {
@@ -256,69 +269,24 @@ async fn iter_frames_ends_cleanly_when_the_track_ends() {
     assert_eq!(iter_frames(t).count().await, 0);
 }
 
-/// THD+N (dB) and gain of `y` against the best-fit sine at `freq`.
-pub(crate) fn thdn(y: &[f64], rate: f64, freq: f64) -> (f64, f64) {
-    let w = 2.0 * std::f64::consts::PI * freq / rate;
-    // Least squares for a·sin + b·cos + c.
-    let (mut ss, mut cc, mut sc, mut s1, mut c1, mut ys, mut yc, mut y1) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let n = y.len() as f64;
-    for (i, v) in y.iter().enumerate() {
-        let (s, c) = (w * i as f64).sin_cos();
-        ss += s * s;
-        cc += c * c;
-        sc += s * c;
-        s1 += s;
-        c1 += c;
-        ys += v * s;
-        yc += v * c;
-        y1 += v;
-    }
-    let m = [[ss, sc, s1], [sc, cc, c1], [s1, c1, n]];
-    let rhs = [ys, yc, y1];
-    let solve = |m: [[f64; 3]; 3], r: [f64; 3]| {
-        let det = |m: [[f64; 3]; 3]| {
-            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-        };
-        let d = det(m);
-        let mut out = [0.0; 3];
-        for (k, o) in out.iter_mut().enumerate() {
-            let mut mk = m;
-            for row in 0..3 {
-                mk[row][k] = r[row];
-            }
-            *o = det(mk) / d;
-        }
-        out
-    };
-    let [a, b, c] = solve(m, rhs);
-    let mut err = 0.0;
-    for (i, v) in y.iter().enumerate() {
-        let (s, co) = (w * i as f64).sin_cos();
-        let e = v - (a * s + b * co + c);
-        err += e * e;
-    }
-    let amp = (a * a + b * b).sqrt();
-    let signal_rms = amp / 2f64.sqrt();
-    let noise_rms = (err / n).sqrt();
-    (20.0 * (noise_rms / signal_rms).log10(), amp)
-}
-
 /// Resamples 2 s of a −6 dBFS sine from 16 kHz mono; returns (THD+N dB, gain dB,
 /// whether left == right everywhere).
 pub(crate) fn resampled_sine_quality(freq: f64) -> (f64, f64, bool) {
     let mut r = StereoResampler::new(16_000, 1).unwrap();
     let input = sine(16_000, freq, 0.5, 2.0);
     let mut out = VecDeque::new();
-    for s in &input {
-        let x = f32::from(*s) / 32768.0;
-        r.feed(x, x, &mut out);
+    for block in input.chunks(320) {
+        for s in block {
+            let x = f32::from(*s) / 32768.0;
+            r.feed(x, x, &mut out);
+        }
+        r.drain(&mut out);
     }
     let out: Vec<i16> = out.into_iter().collect();
     let identical = out.chunks_exact(2).all(|f| f[0] == f[1]);
     let left: Vec<f64> = out.chunks_exact(2).map(|f| f64::from(f[0]) / 32768.0).collect();
     let steady = &left[4800..left.len() - 4800];
-    let (thdn_db, amp) = thdn(steady, 48_000.0, freq);
+    let (thdn_db, amp) = super::analysis::thd_n(steady, 48_000.0, freq);
     let expected = 0.5 * 32767.0 / 32768.0;
     (thdn_db, 20.0 * (amp / expected).log10(), identical)
 }
