@@ -23,14 +23,20 @@ try {
   }
   for (const p of pages) await p.waitForFunction(() => window.__room.state === "joined", null, { timeout: 15000 });
   for (const p of pages) await p.waitForFunction(() => Object.keys(window.__room.peers).length === 1, null, { timeout: 15000 });
-  for (const p of pages) await p.click("#mic");
-  const hearing = () => Object.values(window.__room.tracks).some((t) => t.rms > 0.01 && t.dominantHz > 0);
-  for (const p of pages) await p.waitForFunction(hearing, null, { timeout: 20000 });
+  // Chromium's fake microphone beeps at ~400 Hz with pauses: wait for a reading
+  // that is loud and in band. One side at a time (no offer glare by design).
+  const hearing = () =>
+    Object.values(window.__room.tracks).find((t) => t.rms > 0.01 && t.dominantHz > 300 && t.dominantHz < 500);
+  const heard = [];
+  for (const [speaker, listener] of [[0, 1], [1, 0]]) {
+    await pages[speaker].click("#mic");
+    const handle = await pages[listener].waitForFunction(hearing, null, { timeout: 20000, polling: 50 });
+    heard[listener] = await handle.jsonValue();
+  }
   const report = [];
-  for (const p of pages) {
+  for (const [i, p] of pages.entries()) {
     const r = await p.evaluate(() => window.__room);
-    const track = Object.values(r.tracks)[0];
-    report.push({ peerId: r.peerId, peers: Object.keys(r.peers), rms: track.rms, hz: track.dominantHz, errors: r.errors });
+    report.push({ peerId: r.peerId, peers: Object.keys(r.peers), rms: heard[i].rms, hz: heard[i].dominantHz, errors: r.errors });
   }
   console.log(JSON.stringify(report));
 } finally {
