@@ -13,12 +13,17 @@
 mod client_frame;
 mod codes;
 mod limits;
+mod rtc;
 mod server_frame;
 mod validate;
 
 pub use client_frame::{ClientFrame, ClientRequest, FrameError};
 pub use codes::{CloseCode, ErrorCode};
 pub use limits::{MAX_CHANNEL_BYTES, MAX_PEER_ID_BYTES, MAX_REQUEST_ID_BYTES, RESERVED_CHANNEL_PREFIXES};
+pub use rtc::{
+    IceCandidateInit, MAX_MSID_ENTRIES, MAX_RTC_ID_BYTES, MAX_UFRAG_BYTES, MsidEntry, RtcSignal, SdpKind,
+    TRACK_META_KEY, TrackMeta, ice_ufrag, is_polite, msids_by_mid,
+};
 pub use server_frame::{PresencePeer, ServerFrame};
 pub use validate::{
     ValidationError, has_control_chars, is_reserved_channel, validate_channel, validate_peer_id, validate_request_id,
