@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use e2e_support::{TestServer, repo_root, run_python, within};
-use metered_realtime::server::{Action, ChannelPattern, Server, TokenRequest, mint_token};
+use e2e_support::{TestServer, limited_request, now_secs, repo_root, run_python, within};
+use metered_realtime::server::{Server, TokenRequest};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -22,14 +22,6 @@ async fn scenario(name: &str, args: Value) -> Value {
     assert_eq!(out.code, Some(0), "python {name} failed:\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
     let last = out.stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("bad JSON from python ({e}): {}", out.stdout))
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn token(server: &TestServer, req: TokenRequest, issued_at: i64) -> String {
-    mint_token(&server.config.secret_keys[0], &req, &server.config.limits, issued_at).unwrap().0
 }
 
 #[tokio::test]
@@ -62,29 +54,15 @@ async fn python_sdk_pubsub_presence_directs_and_errors() {
 async fn python_sdk_tokens_metadata_and_close_codes() {
     let server = TestServer::start().await;
     let meta = json!({"name": "Ada", "role": "agent"});
-    let meta_token = token(
-        &server,
-        TokenRequest {
-            peer_id: "ada".into(),
-            expires_in_secs: 600,
-            peer_metadata: meta.as_object().cloned(),
-            ..Default::default()
-        },
-        now(),
-    );
-    let limited_token = token(
-        &server,
-        TokenRequest {
-            peer_id: "limited".into(),
-            expires_in_secs: 600,
-            channels: Some(vec![ChannelPattern::try_from("room-*".to_owned()).unwrap()]),
-            permissions: Some(vec![Action::Subscribe]),
-            ..Default::default()
-        },
-        now(),
-    );
-    let expired_token =
-        token(&server, TokenRequest { peer_id: "late".into(), expires_in_secs: 5, ..Default::default() }, now() - 60);
+    let meta_token = server.token(&TokenRequest {
+        peer_id: "ada".into(),
+        expires_in_secs: 600,
+        peer_metadata: meta.as_object().cloned(),
+        ..Default::default()
+    });
+    let limited_token = server.token(&limited_request("limited"));
+    let expired_token = server
+        .token_at(&TokenRequest { peer_id: "late".into(), expires_in_secs: 5, ..Default::default() }, now_secs() - 60);
     let r = scenario(
         "tokens",
         json!({
@@ -95,7 +73,7 @@ async fn python_sdk_tokens_metadata_and_close_codes() {
     .await;
     assert_eq!(r["peer_id"], "ada");
     let expires_at = r["expires_at"].as_i64().unwrap();
-    assert!((expires_at - (now() + 600) * 1000).abs() < 5_000, "{expires_at}");
+    assert!((expires_at - (now_secs() + 600) * 1000).abs() < 5_000, "{expires_at}");
     assert_eq!(r["sender_metadata"], meta);
     assert_eq!(r["direct_metadata"], meta);
     assert_eq!(r["not_authorized"], "channel_not_authorized");

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use e2e_support::{TestServer, within};
-use metered_realtime::server::{Action, ChannelPattern, TokenRequest, mint_token};
+use e2e_support::{TestServer, limited_request, within};
+use metered_realtime::server::{TokenRequest, mint_token};
 use metered_realtime::signalling::{
     ClientError, ClientEvent, ClientOptions, ClientState, ReconnectOptions, SignallingClient, SubscribeOptions,
 };
@@ -48,11 +48,6 @@ async fn next<T>(
         }
     })
     .await
-}
-
-fn token(server: &TestServer, req: TokenRequest) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    mint_token(&server.config.secret_keys[0], &req, &server.config.limits, now).unwrap().0
 }
 
 #[tokio::test]
@@ -125,10 +120,12 @@ async fn presence_snapshot_and_deltas() {
 async fn direct_messages_and_sender_metadata_from_tokens() {
     let server = TestServer::start().await;
     let meta = json!({"name": "Ada"}).as_object().cloned();
-    let t = token(
-        &server,
-        TokenRequest { peer_id: "ada".into(), expires_in_secs: 600, peer_metadata: meta.clone(), ..Default::default() },
-    );
+    let t = server.token(&TokenRequest {
+        peer_id: "ada".into(),
+        expires_in_secs: 600,
+        peer_metadata: meta.clone(),
+        ..Default::default()
+    });
     let ada = SignallingClient::new(
         ClientOptions::with_token_provider(move || {
             let t = t.clone();
@@ -187,16 +184,7 @@ async fn server_errors_are_typed() {
     assert!(matches!(a.subscribe("").await, Err(ClientError::InvalidArgument(_))));
     let big = "x".repeat(70_000);
     assert!(matches!(a.publish("room", json!(big)).await, Err(ClientError::InvalidArgument(_))));
-    let t = token(
-        &server,
-        TokenRequest {
-            peer_id: "limited".into(),
-            expires_in_secs: 600,
-            channels: Some(vec![ChannelPattern::try_from("room-*".to_owned()).unwrap()]),
-            permissions: Some(vec![Action::Subscribe]),
-            ..Default::default()
-        },
-    );
+    let t = server.token(&limited_request("limited"));
     let limited = SignallingClient::connect_with(
         ClientOptions::with_token_provider(move || {
             let t = t.clone();

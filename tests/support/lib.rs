@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use metered_realtime::server::{Server, ServerConfig};
+use metered_realtime::server::{Action, ChannelPattern, Server, ServerConfig, TokenRequest, mint_token};
 
 /// Default bound for a single test step.
 pub const STEP: Duration = Duration::from_secs(20);
@@ -58,6 +58,16 @@ impl TestServer {
     pub fn bearer(&self) -> String {
         let s = &self.config.secret_keys[0];
         format!("Bearer {}:{}", s.id, s.secret)
+    }
+
+    /// Mints a token with the dev secret key, issued at `issued_at` (seconds).
+    pub fn token_at(&self, req: &TokenRequest, issued_at: i64) -> String {
+        mint_token(&self.config.secret_keys[0], req, &self.config.limits, issued_at).expect("mint token").0
+    }
+
+    /// Mints a token issued now.
+    pub fn token(&self, req: &TokenRequest) -> String {
+        self.token_at(req, now_secs())
     }
 
     /// Graceful shutdown.
@@ -115,5 +125,22 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
     match tokio::time::timeout(STEP, fut).await {
         Ok(v) => v,
         Err(_) => panic!("timed out after {STEP:?}: {what}"),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A token request for `peer_id`, valid for ten minutes, limited to channels
+/// `room-*` and to subscribing.
+pub fn limited_request(peer_id: &str) -> TokenRequest {
+    TokenRequest {
+        peer_id: peer_id.into(),
+        expires_in_secs: 600,
+        channels: Some(vec![ChannelPattern::try_from("room-*".to_owned()).expect("pattern")]),
+        permissions: Some(vec![Action::Subscribe]),
+        ..Default::default()
     }
 }
