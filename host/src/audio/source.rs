@@ -11,13 +11,13 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::pacer::{Pace, Pacer};
-use super::resample::{OUTPUT_RATE, ResampleError, StereoResampler};
+use super::resample::{OUTPUT_FRAME_BYTES, OUTPUT_RATE, ResampleError, StereoResampler};
 use crate::media::{AudioFrame, ChannelLayout, Frame, MediaKind, MediaStreamTrack, SampleFormat, TrackEnded};
 
 /// Samples per channel in one 20 ms output frame.
 pub const FRAME_SAMPLES: usize = 960;
-/// Interleaved stereo samples in one output frame.
-const FRAME_VALUES: usize = FRAME_SAMPLES * 2;
+/// Bytes of one 20 ms output frame (interleaved stereo s16 LE).
+const FRAME_BYTES: usize = FRAME_SAMPLES * OUTPUT_FRAME_BYTES;
 
 /// Layout of raw PCM pushed with [`AudioSource::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,14 +101,23 @@ pub enum AudioSourceError {
     InvalidFrame(&'static str),
 }
 
+/// Which input path fed the source last (the other path's resampler is
+/// flushed on a switch, so audio stays in push order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastInput {
+    Raw,
+    Frame,
+}
+
 struct State {
-    /// 48 kHz stereo s16, interleaved, awaiting emission.
-    buffer: VecDeque<i16>,
+    /// 48 kHz stereo s16 LE bytes, interleaved, awaiting emission.
+    buffer: VecDeque<u8>,
     /// Bytes of an incomplete input frame carried to the next push.
     partial: Vec<u8>,
     resampler: StereoResampler,
     /// Resampler for pushed frames, keyed by (rate, channels fed).
     frame_resampler: Option<(u32, usize, StereoResampler)>,
+    last_input: LastInput,
     ended: bool,
     stopped: bool,
     pacer: Pacer,
@@ -118,13 +127,17 @@ struct State {
     queued: u64,
     retired: u64,
     underruns: u64,
+    /// Inside an underrun episode (logged once per episode).
+    starved: bool,
 }
 
 struct Inner {
     id: String,
     opts: AudioSourceOptions,
-    cap_values: usize,
+    cap_bytes: usize,
     state: Mutex<State>,
+    /// Serializes concurrent `push` calls so their audio is not interleaved.
+    push_lock: tokio::sync::Mutex<()>,
     room: Notify,
     retired: Notify,
 }
@@ -160,18 +173,20 @@ impl AudioSource {
             return Err(AudioSourceError::InvalidMaxBuffered(m));
         }
         let resampler = StereoResampler::new(opts.input_rate, opts.input_layout.channels())?;
-        let cap_values = ((m * f64::from(OUTPUT_RATE)) as usize * 2).max(FRAME_VALUES);
+        let cap_bytes = ((m * f64::from(OUTPUT_RATE)) as usize * OUTPUT_FRAME_BYTES).max(FRAME_BYTES);
         let bytes: [u8; 8] = rand::random();
         Ok(Self {
             inner: Arc::new(Inner {
                 id: bytes.iter().map(|b| format!("{b:02x}")).collect(),
                 opts,
-                cap_values,
+                cap_bytes,
+                push_lock: tokio::sync::Mutex::new(()),
                 state: Mutex::new(State {
-                    buffer: VecDeque::with_capacity(FRAME_VALUES * 4),
+                    buffer: VecDeque::new(),
                     partial: Vec::with_capacity(4),
                     resampler,
                     frame_resampler: None,
+                    last_input: LastInput::Raw,
                     ended: false,
                     stopped: false,
                     pacer: Pacer::audio(),
@@ -180,6 +195,7 @@ impl AudioSource {
                     queued: 0,
                     retired: 0,
                     underruns: 0,
+                    starved: false,
                 }),
                 room: Notify::new(),
                 retired: Notify::new(),
@@ -194,7 +210,7 @@ impl AudioSource {
 
     /// Seconds of audio currently buffered (48 kHz output).
     pub fn buffered_seconds(&self) -> f64 {
-        self.inner.state.lock().buffer.len() as f64 / 2.0 / f64::from(OUTPUT_RATE)
+        (self.inner.state.lock().buffer.len() / OUTPUT_FRAME_BYTES) as f64 / f64::from(OUTPUT_RATE)
     }
 
     /// How many 20 ms frames were emitted as (full or partial) silence because the
@@ -214,7 +230,7 @@ impl AudioSource {
                 if st.ended || st.stopped {
                     return false;
                 }
-                if st.buffer.len() < self.inner.cap_values {
+                if st.buffer.len() < self.inner.cap_bytes {
                     return true;
                 }
             }
@@ -228,6 +244,7 @@ impl AudioSource {
     pub async fn push(&self, pcm: &[u8]) {
         let bpf = 2 * self.inner.opts.input_layout.channels();
         let slice = ((self.inner.opts.input_rate as usize / 50) * bpf).max(bpf);
+        let _order = self.inner.push_lock.lock().await;
         let mut data = pcm;
         loop {
             if !self.wait_for_room().await {
@@ -256,10 +273,21 @@ impl AudioSource {
             return Err(AudioSourceError::InvalidFrame("no channels"));
         }
         let fed = channels.min(2);
+        let _order = self.inner.push_lock.lock().await;
         {
             let mut st = self.inner.state.lock();
+            if st.ended || st.stopped {
+                return Ok(());
+            }
             if !matches!(&st.frame_resampler, Some((r, c, _)) if *r == frame.sample_rate && *c == fed) {
                 let r = StereoResampler::new(frame.sample_rate, fed)?;
+                // A format change: the previous frames' tail goes out first.
+                let State { frame_resampler, buffer, .. } = &mut *st;
+                let before = buffer.len();
+                if let Some((_, _, old)) = frame_resampler {
+                    old.flush(buffer);
+                }
+                st.queued += ((st.buffer.len() - before) / OUTPUT_FRAME_BYTES) as u64;
                 st.frame_resampler = Some((frame.sample_rate, fed, r));
             }
         }
@@ -270,6 +298,9 @@ impl AudioSource {
                 return Ok(());
             }
             let mut st = self.inner.state.lock();
+            if st.ended || st.stopped {
+                return Ok(());
+            }
             let end = (i + slice).min(n);
             st.ingest_frame(frame, i..end);
             i = end;
@@ -291,7 +322,9 @@ impl AudioSource {
         if let Some((_, _, r)) = frame_resampler {
             r.flush(buffer);
         }
-        st.queued += ((st.buffer.len() - before) / 2) as u64;
+        st.queued += ((st.buffer.len() - before) / OUTPUT_FRAME_BYTES) as u64;
+        let buffered_frames = st.buffer.len() / OUTPUT_FRAME_BYTES;
+        tracing::debug!(track = %self.inner.id, buffered_frames, "end of stream: draining");
         drop(st);
         self.inner.room.notify_waiters();
     }
@@ -300,7 +333,7 @@ impl AudioSource {
     /// silence until more audio is pushed. `wait_for_playout` callers resolve.
     pub fn clear(&self) {
         let mut st = self.inner.state.lock();
-        let dropped = (st.buffer.len() / 2) as u64;
+        let dropped = (st.buffer.len() / OUTPUT_FRAME_BYTES) as u64;
         st.buffer.clear();
         st.partial.clear();
         st.resampler.reset();
@@ -308,6 +341,7 @@ impl AudioSource {
             r.reset();
         }
         st.retired += dropped;
+        tracing::debug!(track = %self.inner.id, dropped_frames = dropped, "cleared (barge-in)");
         drop(st);
         self.inner.room.notify_waiters();
         self.inner.retired.notify_waiters();
@@ -362,24 +396,30 @@ impl AudioSource {
                 Pace::Emit { .. } => break,
             }
         }
-        let take = st.buffer.len().min(FRAME_VALUES);
-        if take < FRAME_VALUES && !st.ended {
+        let take = st.buffer.len().min(FRAME_BYTES);
+        let starved = take < FRAME_BYTES && !st.ended;
+        if starved {
             st.underruns += 1;
+            if !st.starved {
+                tracing::debug!(track = %self.inner.id, "underrun: emitting silence");
+            }
         }
+        st.starved = starved;
         out.sample_rate = OUTPUT_RATE;
         out.layout = ChannelLayout::Stereo;
         out.format = SampleFormat::S16;
         out.planar = false;
         out.pts = st.pts;
         out.data.clear();
-        out.data.reserve(FRAME_VALUES * 2);
-        for s in st.buffer.drain(..take) {
-            out.data.extend_from_slice(&s.to_le_bytes());
-        }
-        out.data.resize(FRAME_VALUES * 2, 0);
+        let (a, b) = st.buffer.as_slices();
+        let from_a = a.len().min(take);
+        out.data.extend_from_slice(&a[..from_a]);
+        out.data.extend_from_slice(&b[..take - from_a]);
+        st.buffer.drain(..take);
+        out.data.resize(FRAME_BYTES, 0);
         st.pts += FRAME_SAMPLES as u64;
-        st.retired += (take / 2) as u64;
-        let room = st.buffer.len() < self.inner.cap_values;
+        st.retired += (take / OUTPUT_FRAME_BYTES) as u64;
+        let room = st.buffer.len() < self.inner.cap_bytes;
         drop(st);
         if room {
             self.inner.room.notify_waiters();
@@ -433,59 +473,65 @@ impl MediaStreamTrack for AudioSource {
 
 impl State {
     fn ingest_pcm(&mut self, bytes: &[u8], bpf: usize) {
+        if self.last_input == LastInput::Frame {
+            self.flush_frames();
+            self.last_input = LastInput::Raw;
+        }
         let before = self.buffer.len();
-        let mut i = 0;
+        let mut rest = bytes;
         if !self.partial.is_empty() {
-            let need = bpf - self.partial.len();
-            let n = need.min(bytes.len());
-            self.partial.extend_from_slice(&bytes[..n]);
-            i = n;
+            let n = (bpf - self.partial.len()).min(rest.len());
+            self.partial.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
             if self.partial.len() == bpf {
-                let frame = std::mem::take(&mut self.partial);
-                feed_pcm_frame(&mut self.resampler, &frame, &mut self.buffer);
-                self.partial = frame;
+                self.resampler.push_s16le(&self.partial, &mut self.buffer);
                 self.partial.clear();
             }
         }
-        let rest = &bytes[i..];
         let whole = rest.len() / bpf * bpf;
-        for frame in rest[..whole].chunks_exact(bpf) {
-            feed_pcm_frame(&mut self.resampler, frame, &mut self.buffer);
-        }
-        self.resampler.drain(&mut self.buffer);
+        self.resampler.push_s16le(&rest[..whole], &mut self.buffer);
         self.partial.extend_from_slice(&rest[whole..]);
-        self.queued += ((self.buffer.len() - before) / 2) as u64;
+        self.queued += ((self.buffer.len() - before) / OUTPUT_FRAME_BYTES) as u64;
+    }
+
+    fn flush_frames(&mut self) {
+        let before = self.buffer.len();
+        if let Some((_, _, r)) = self.frame_resampler.as_mut() {
+            r.flush(&mut self.buffer);
+        }
+        self.queued += ((self.buffer.len() - before) / OUTPUT_FRAME_BYTES) as u64;
     }
 
     fn ingest_frame(&mut self, frame: &AudioFrame, range: std::ops::Range<usize>) {
+        if self.last_input == LastInput::Raw {
+            let before = self.buffer.len();
+            self.resampler.flush(&mut self.buffer);
+            self.queued += ((self.buffer.len() - before) / OUTPUT_FRAME_BYTES) as u64;
+            self.last_input = LastInput::Frame;
+        }
         let before = self.buffer.len();
         let channels = frame.layout.channels();
         let Some((_, _, r)) = self.frame_resampler.as_mut() else { return };
+        let sample = |ch: usize, i: usize| frame.sample_f32(ch, i).unwrap_or(0.0);
         for i in range {
             let (l, rr) = match channels {
                 1 => {
-                    let s = frame.sample_f32(0, i);
+                    let s = sample(0, i);
                     (s, s)
                 }
-                2 => (frame.sample_f32(0, i), frame.sample_f32(1, i)),
+                2 => (sample(0, i), sample(1, i)),
                 n => {
                     // Generic downmix: even channels left, odd channels right.
                     let (mut l, mut rr) = (0.0, 0.0);
                     for ch in 0..n {
-                        if ch % 2 == 0 { l += frame.sample_f32(ch, i) } else { rr += frame.sample_f32(ch, i) }
+                        if ch % 2 == 0 { l += sample(ch, i) } else { rr += sample(ch, i) }
                     }
                     (l / n.div_ceil(2) as f32, rr / (n / 2) as f32)
                 }
             };
-            r.feed(l, rr, &mut self.buffer);
+            r.push_frame(l, rr, &mut self.buffer);
         }
         r.drain(&mut self.buffer);
-        self.queued += ((self.buffer.len() - before) / 2) as u64;
+        self.queued += ((self.buffer.len() - before) / OUTPUT_FRAME_BYTES) as u64;
     }
-}
-
-fn feed_pcm_frame(r: &mut StereoResampler, frame: &[u8], sink: &mut VecDeque<i16>) {
-    let l = f32::from(i16::from_le_bytes([frame[0], frame[1]])) / 32768.0;
-    let right = if frame.len() >= 4 { f32::from(i16::from_le_bytes([frame[2], frame[3]])) / 32768.0 } else { l };
-    r.feed(l, right, sink);
 }

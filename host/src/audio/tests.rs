@@ -1,7 +1,6 @@
 //! AudioSource behaviour under paused (virtual) time, and measured resampling
 //! quality. No wall-clock assertions.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,17 +89,20 @@ async fn backpressure_suspends_inside_one_oversized_push() {
 
 #[tokio::test(start_paused = true)]
 async fn partial_samples_split_at_every_byte_offset_give_identical_output() {
-    for (rate, layout) in [(48_000, InputLayout::Stereo), (16_000, InputLayout::Mono), (16_000, InputLayout::Stereo)] {
+    for (rate, layout, secs) in
+        [(48_000, InputLayout::Stereo, 0.004), (16_000, InputLayout::Mono, 0.03), (16_000, InputLayout::Stereo, 0.012)]
+    {
         let channels = if layout == InputLayout::Stereo { 2 } else { 1 };
-        let input = pcm(sine(rate, 1000.0, 0.5, 0.06 * f64::from(channels)));
+        let input: Vec<u8> = pcm(sine(rate, 1000.0, 0.5, secs * f64::from(channels)));
         let reference = {
             let s = source(rate, layout, 5.0);
             s.push(&input).await;
             s.end();
             collect(&s).await
         };
-        assert!(reference.len() >= 2 * FRAME_SAMPLES * 2);
-        for cut in 0..=8 {
+        assert!(!reference.is_empty());
+        // Every byte offset, with an empty push in between.
+        for cut in 0..=input.len() {
             let s = source(rate, layout, 5.0);
             s.push(&input[..cut]).await;
             s.push(&[]).await;
@@ -110,13 +112,59 @@ async fn partial_samples_split_at_every_byte_offset_give_identical_output() {
         }
         // One byte at a time.
         let s = source(rate, layout, 5.0);
-        for b in input.chunks(1).take(101) {
+        for b in input.chunks(1) {
             s.push(b).await;
         }
-        s.push(&input[101..]).await;
         s.end();
         assert_same_stream(&collect(&s).await, &reference, "one byte at a time");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_pushes_are_not_interleaved() {
+    let s = source(48_000, InputLayout::Mono, 0.05);
+    // Each push is larger than the cap, so both suspend mid-push.
+    let a = tokio::spawn({
+        let s = s.clone();
+        async move { s.push(&pcm(std::iter::repeat_n(1, 4800))).await }
+    });
+    tokio::task::yield_now().await;
+    let b = tokio::spawn({
+        let s = s.clone();
+        async move { s.push(&pcm(std::iter::repeat_n(2, 4800))).await }
+    });
+    let mut out = Vec::new();
+    while !(a.is_finished() && b.is_finished()) || s.buffered_seconds() > 0.0 {
+        out.extend(frame(&s).await.unwrap());
+        tokio::task::yield_now().await;
+    }
+    let audio: Vec<i16> = out.into_iter().filter(|v| *v != 0).collect();
+    assert_eq!(audio.len(), 2 * 4800 * 2);
+    assert!(audio[..9600].iter().all(|v| *v == 1) && audio[9600..].iter().all(|v| *v == 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn raw_pcm_and_frames_keep_push_order() {
+    let s = source(16_000, InputLayout::Mono, 5.0);
+    s.push(&pcm(std::iter::repeat_n(4000, 1600))).await; // 100 ms at 16 kHz
+    s.push_frame(&AudioFrame::from_s16(48_000, ChannelLayout::Mono, 0, &[-4000; 4800])).await.unwrap();
+    s.end();
+    let left: Vec<i16> = collect(&s).await.chunks_exact(2).map(|f| f[0]).collect();
+    // The raw audio (with its resampler's tail) comes out first, then the frame.
+    assert!(left[2400..4500].iter().all(|v| (i32::from(*v) - 4000).abs() < 8));
+    assert!(left[5000..9500].iter().all(|v| *v == -4000));
+    assert!(left[9700..].iter().all(|v| *v == 0), "then the tail padding");
+}
+
+#[tokio::test(start_paused = true)]
+async fn push_after_stop_is_a_no_op() {
+    let s = source(48_000, InputLayout::Mono, 5.0);
+    s.stop();
+    s.push(&pcm([1, 2, 3])).await;
+    s.push_frame(&AudioFrame::from_s16(48_000, ChannelLayout::Mono, 0, &[1; 960])).await.unwrap();
+    assert_eq!(s.buffered_seconds(), 0.0);
+    assert!(frame(&s).await.is_none());
+    s.wait_for_playout().await;
 }
 
 /// Bit-identical streams (compared without printing thousands of samples).
@@ -269,37 +317,17 @@ async fn iter_frames_ends_cleanly_when_the_track_ends() {
     assert_eq!(iter_frames(t).count().await, 0);
 }
 
-/// Resamples 2 s of a −6 dBFS sine from 16 kHz mono; returns (THD+N dB, gain dB,
-/// whether left == right everywhere).
-pub(crate) fn resampled_sine_quality(freq: f64) -> (f64, f64, bool) {
-    let mut r = StereoResampler::new(16_000, 1).unwrap();
-    let input = sine(16_000, freq, 0.5, 2.0);
-    let mut out = VecDeque::new();
-    for block in input.chunks(320) {
-        for s in block {
-            let x = f32::from(*s) / 32768.0;
-            r.feed(x, x, &mut out);
-        }
-        r.drain(&mut out);
-    }
-    let out: Vec<i16> = out.into_iter().collect();
-    let identical = out.chunks_exact(2).all(|f| f[0] == f[1]);
-    let left: Vec<f64> = out.chunks_exact(2).map(|f| f64::from(f[0]) / 32768.0).collect();
-    let steady = &left[4800..left.len() - 4800];
-    let (thdn_db, amp) = super::analysis::thd_n(steady, 48_000.0, freq);
-    let expected = 0.5 * 32767.0 / 32768.0;
-    (thdn_db, 20.0 * (amp / expected).log10(), identical)
-}
-
 #[test]
 fn resampling_16k_to_48k_meets_the_quality_goals() {
+    use super::analysis::{resampled_sine_quality, resampler_latency_ms};
     for freq in [1000.0, 7000.0] {
-        let (thdn_db, gain_db, identical) = resampled_sine_quality(freq);
-        assert!(thdn_db <= -85.0, "{freq} Hz: THD+N {thdn_db:.1} dB");
-        assert!(identical, "mono must be duplicated to both channels");
-        assert!(gain_db.abs() < 0.05, "{freq} Hz gain {gain_db:.3} dB");
+        let q = resampled_sine_quality(freq);
+        assert!(q.thd_n_db <= -85.0, "{freq} Hz: THD+N {:.1} dB", q.thd_n_db);
+        assert!(q.channels_identical, "mono must be duplicated to both channels");
+        assert!(q.gain_db.abs() < 0.05, "{freq} Hz gain {:.3} dB", q.gain_db);
     }
-    let r = StereoResampler::new(16_000, 1).unwrap();
-    let latency_ms = r.delay_frames() as f64 / 48.0;
+    let latency_ms = resampler_latency_ms();
+    let nominal = StereoResampler::new(16_000, 1).unwrap().delay_frames() as f64 / 48.0;
+    assert!(latency_ms >= nominal, "measured {latency_ms} ms, below the filter's nominal {nominal} ms");
     assert!(latency_ms <= 2.0, "added latency {latency_ms} ms");
 }

@@ -88,19 +88,23 @@ impl AudioFrame {
         self.samples_per_channel().unwrap_or(0) as f64 / f64::from(self.sample_rate.max(1))
     }
 
-    /// Sample `i` (per channel) of channel `ch` as f32 in [-1, 1].
-    pub fn sample_f32(&self, ch: usize, i: usize) -> f32 {
+    /// Sample `i` (per channel) of channel `ch` as f32 in [-1, 1]; `None` when
+    /// out of range or the data is not whole samples.
+    pub fn sample_f32(&self, ch: usize, i: usize) -> Option<f32> {
         let channels = self.layout.channels();
-        let n = self.samples_per_channel().unwrap_or(0);
+        let n = self.samples_per_channel()?;
+        if ch >= channels || i >= n {
+            return None;
+        }
         let idx = if self.planar { ch * n + i } else { i * channels + ch };
         match self.format {
             SampleFormat::S16 => {
-                let b = &self.data[idx * 2..idx * 2 + 2];
-                f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0
+                let b = self.data.get(idx * 2..idx * 2 + 2)?;
+                Some(f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
             }
             SampleFormat::F32 => {
-                let b = &self.data[idx * 4..idx * 4 + 4];
-                f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                let b = self.data.get(idx * 4..idx * 4 + 4)?;
+                Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             }
         }
     }
@@ -115,7 +119,8 @@ impl AudioFrame {
         let mut out = Vec::with_capacity(n * channels);
         for i in 0..n {
             for ch in 0..channels {
-                out.push((self.sample_f32(ch, i) * 32768.0).round().clamp(-32768.0, 32767.0) as i16);
+                let v = self.sample_f32(ch, i).unwrap_or(0.0);
+                out.push((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16);
             }
         }
         out
@@ -144,11 +149,14 @@ mod tests {
         let f = AudioFrame::from_s16(48_000, ChannelLayout::Stereo, 0, &[1, -1, 32767, -32768]);
         assert_eq!(f.samples_per_channel(), Some(2));
         assert_eq!(f.to_s16_interleaved(), vec![1, -1, 32767, -32768]);
-        assert_eq!(f.sample_f32(1, 1), -1.0);
+        assert_eq!(f.sample_f32(1, 1), Some(-1.0));
+        assert_eq!(f.sample_f32(2, 0), None, "no third channel");
+        assert_eq!(f.sample_f32(0, 2), None, "past the end");
         let planar = AudioFrame { planar: true, ..f.clone() };
         assert_eq!(planar.to_s16_interleaved(), vec![1, 32767, -1, -32768]);
         let odd = AudioFrame { data: vec![0; 3], ..f };
         assert_eq!(odd.samples_per_channel(), None);
+        assert_eq!(odd.sample_f32(0, 0), None);
         assert_eq!(ChannelLayout::from_channels(6).channels(), 6);
     }
 }

@@ -94,3 +94,56 @@ impl MediaStream {
         self.tracks.lock().retain(|t| t.id() != track.id());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use super::*;
+    use crate::media::{Frame, TrackEnded};
+
+    struct Fake(&'static str, MediaKind);
+
+    impl MediaStreamTrack for Fake {
+        fn kind(&self) -> MediaKind {
+            self.1
+        }
+        fn id(&self) -> &str {
+            self.0
+        }
+        fn poll_recv(&self, _: &mut Context<'_>) -> Poll<Result<Frame, TrackEnded>> {
+            Poll::Ready(Err(TrackEnded))
+        }
+        fn stop(&self) {}
+    }
+
+    #[test]
+    fn ids_are_random_hex_unless_given() {
+        let (a, b) = (MediaStream::new(), MediaStream::new());
+        assert_eq!(a.id().len(), 32);
+        assert!(a.id().chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.id(), b.id());
+        assert_eq!(MediaStream::with_id("agent-voice").id(), "agent-voice");
+        assert_eq!(MediaStream::with_tracks(Some("cam".into()), []).id(), "cam");
+    }
+
+    #[test]
+    fn tracks_are_grouped_by_kind_added_once_and_removed() {
+        let mic: Arc<dyn MediaStreamTrack> = Arc::new(Fake("mic", MediaKind::Audio));
+        let cam: Arc<dyn MediaStreamTrack> = Arc::new(Fake("cam", MediaKind::Video));
+        let s = MediaStream::with_tracks(None, [mic.clone()]);
+        s.add_track(cam.clone());
+        s.add_track(mic.clone());
+        let ids = |v: Vec<Arc<dyn MediaStreamTrack>>| v.iter().map(|t| t.id().to_owned()).collect::<Vec<_>>();
+        assert_eq!(ids(s.get_tracks()), ["mic", "cam"]);
+        assert_eq!(ids(s.get_audio_tracks()), ["mic"]);
+        assert_eq!(ids(s.get_video_tracks()), ["cam"]);
+        let snapshot = s.get_tracks();
+        s.remove_track(&*mic);
+        assert_eq!(ids(s.get_tracks()), ["cam"]);
+        assert_eq!(snapshot.len(), 2, "get_tracks is a snapshot");
+        let clone = s.clone();
+        clone.remove_track(&*cam);
+        assert!(s.get_tracks().is_empty(), "clones share the grouping");
+    }
+}
