@@ -25,6 +25,7 @@
 //! |---|---|---|
 //! | *(none)* | — | messaging service, `SignallingClient`, `metered serve` / `metered token` |
 //! | `media` | yes | frames, tracks, `MediaStream`, `StreamMetadata`, `AudioSource` (rubato) |
+//! | `runtime` | no | `runtime`: the wasmtime agent runtime for `metered:realtime` guests (`wit/`), offline harness |
 //!
 //! `cargo build --no-default-features` is the messaging-only build: it pulls in
 //! neither FFmpeg, WebRTC nor wasmtime.
@@ -54,3 +55,5 @@ pub mod signalling;
 pub mod audio;
 #[cfg(feature = "media")]
 pub mod media;
+#[cfg(feature = "runtime")]
+pub mod runtime;

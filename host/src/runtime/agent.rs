@@ -1,0 +1,238 @@
+//! Agents: [`AgentComponent`] (a compiled agent with its `InstancePre`),
+//! [`Agent`] (one instance in its own store) and [`AgentHandle`] (a running
+//! agent on a tokio task).
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use wasmtime::component::{Component, InstancePre};
+use wasmtime::{Store, Trap};
+
+use super::bindings::run::{Guest, GuestIndices};
+use super::cache::ComponentHash;
+use super::engine::{Inner, LiveGuard};
+use super::exit::{AgentExit, RuntimeError, truncate};
+use super::policy::{PolicyComponent, PolicyGate};
+use super::room::{AgentInfo, NoRoom, RoomHost};
+use super::state::GuestState;
+use crate::audio::PacingTimer;
+
+/// What to run an agent with.
+#[derive(Clone)]
+pub struct AgentSpec {
+    /// The operator's JSON config text, passed to `run` as is.
+    pub config: String,
+    /// Where `room.join` goes.
+    pub room: Arc<dyn RoomHost>,
+    /// The metadata policy applied to the agent's inbound and outbound
+    /// metadata (none: metadata passes after shape and size checks).
+    pub policy: Option<PolicyComponent>,
+    /// The clock that paces the agent's audio sources: the precise real-time
+    /// timer (default), or tokio's clock, which follows `tokio::time::pause`
+    /// (the offline harness runs agents on virtual time this way).
+    pub pacing: PacingTimer,
+}
+
+impl std::fmt::Debug for AgentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSpec").field("config", &self.config).field("policy", &self.policy.is_some()).finish()
+    }
+}
+
+impl AgentSpec {
+    /// A spec with this config, no room and no policy.
+    pub fn new(config: impl Into<String>) -> Self {
+        Self { config: config.into(), room: Arc::new(NoRoom), policy: None, pacing: PacingTimer::Precise }
+    }
+
+    /// Sets the room host.
+    pub fn room(mut self, room: Arc<dyn RoomHost>) -> Self {
+        self.room = room;
+        self
+    }
+
+    /// Sets the metadata policy.
+    pub fn policy(mut self, policy: PolicyComponent) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+}
+
+/// How an agent ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentReport {
+    /// The agent's id (as in its log records).
+    pub id: Arc<str>,
+    /// Why it stopped.
+    pub exit: AgentExit,
+}
+
+/// A compiled agent, linked and ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentComponent {
+    inner: Arc<Inner>,
+    pre: InstancePre<GuestState>,
+    indices: Arc<GuestIndices>,
+    hash: ComponentHash,
+}
+
+impl std::fmt::Debug for AgentComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hash: String = self.hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        f.debug_struct("AgentComponent").field("sha256", &hash).finish_non_exhaustive()
+    }
+}
+
+impl AgentComponent {
+    pub(crate) fn new(inner: Arc<Inner>, component: &Component, hash: ComponentHash) -> Result<Self, RuntimeError> {
+        let pre = inner.agent_linker.instantiate_pre(component).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
+        let indices = GuestIndices::new(&pre).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
+        Ok(Self { inner, pre, indices: Arc::new(indices), hash })
+    }
+
+    /// SHA-256 of the component's bytes.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// A fresh instance in its own store (pool slot, limits, CPU meter).
+    pub async fn instantiate(&self, spec: AgentSpec) -> Result<Agent, RuntimeError> {
+        let agent = AgentInfo { id: self.inner.agent_id("agent") };
+        let budget = self.inner.limits.event_budget;
+        let policy = spec.policy.map(PolicyGate::new);
+        let ticks = self.inner.ticks(budget);
+        let state = GuestState::new(agent.clone(), self.inner.limits.clone(), ticks, spec.room, policy, spec.pacing);
+        let (mut store, live) = self.inner.new_store(state, budget);
+        let instance = match self.pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(e) => {
+                let exit = classify(store.data_mut(), &e);
+                return Err(RuntimeError::Instantiate(format!("{exit}")));
+            }
+        };
+        let guest = self.indices.load(&mut store, &instance).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
+        Ok(Agent { id: agent.id, config: spec.config, store, guest, _live: live })
+    }
+
+    /// Instantiates and runs the agent to its end in the current task.
+    pub async fn run(&self, spec: AgentSpec) -> Result<AgentReport, RuntimeError> {
+        Ok(self.instantiate(spec).await?.run().await)
+    }
+
+    /// Instantiates the agent and runs it on a new tokio task.
+    pub async fn spawn(&self, spec: AgentSpec) -> Result<AgentHandle, RuntimeError> {
+        let agent = self.instantiate(spec).await?;
+        let id = agent.id.clone();
+        let stop = Arc::new(Notify::new());
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move { agent.run_until(stopped.notified()).await });
+        Ok(AgentHandle { id, stop, task })
+    }
+}
+
+/// One agent instance, not yet running.
+pub struct Agent {
+    id: Arc<str>,
+    config: String,
+    store: Store<GuestState>,
+    guest: Guest,
+    _live: LiveGuard,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// The agent's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs `run(config)` to its end; the store (and its pool slot) is released
+    /// when this returns.
+    pub async fn run(self) -> AgentReport {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Runs until the guest ends or `stop` resolves.
+    pub async fn run_until(mut self, stop: impl std::future::Future<Output = ()>) -> AgentReport {
+        self.store.data_mut().meter.reset();
+        self.store.set_epoch_deadline(1);
+        let outcome = {
+            let call = self.guest.call_run(&mut self.store, &self.config);
+            tokio::select! {
+                outcome = call => Some(outcome),
+                () = stop => None,
+            }
+        };
+        let exit = match outcome {
+            None => AgentExit::Stopped,
+            Some(Ok(Ok(()))) => AgentExit::Finished,
+            Some(Ok(Err(message))) => AgentExit::Failed { message: truncate(message, 1024) },
+            Some(Err(e)) => classify(self.store.data_mut(), &e),
+        };
+        match &exit {
+            AgentExit::Finished | AgentExit::Stopped => tracing::debug!(agent = %self.id, "agent ended: {exit}"),
+            _ => tracing::info!(agent = %self.id, "agent ended: {exit}"),
+        }
+        AgentReport { id: self.id, exit }
+    }
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct AgentHandle {
+    id: Arc<str>,
+    stop: Arc<Notify>,
+    task: tokio::task::JoinHandle<AgentReport>,
+}
+
+impl AgentHandle {
+    /// The agent's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Asks the agent to stop: its call is abandoned at the next suspension
+    /// point and its store dropped. [`AgentHandle::join`] then reports
+    /// [`AgentExit::Stopped`].
+    pub fn stop(&self) {
+        self.stop.notify_one();
+    }
+
+    /// Waits for the agent to end.
+    pub async fn join(self) -> AgentReport {
+        let id = self.id.clone();
+        match self.task.await {
+            Ok(report) => report,
+            Err(e) => AgentReport { id, exit: AgentExit::Trap { message: format!("agent task failed: {e}") } },
+        }
+    }
+}
+
+/// Why a guest call failed, from what the host recorded and the error itself.
+pub(crate) fn classify(state: &mut GuestState, err: &wasmtime::Error) -> AgentExit {
+    if let Some(exit) = state.exit.take() {
+        return exit;
+    }
+    if let Some(requested) = state.limiter.memory_denied {
+        return AgentExit::MemoryLimit { requested, limit: state.limits.memory_bytes };
+    }
+    if let Some(Trap::StackOverflow) = err.downcast_ref::<Trap>() {
+        return AgentExit::StackOverflow;
+    }
+    let mut message = match err.downcast_ref::<Trap>() {
+        Some(trap) => format!("{trap}"),
+        None => format!("{err}"),
+    };
+    let stderr = state.stderr.tail();
+    if !stderr.is_empty() {
+        message.push_str("; guest stderr: ");
+        message.push_str(&stderr);
+    }
+    AgentExit::Trap { message: truncate(message, 2048) }
+}
