@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod pacer;
+mod polyphase;
 pub mod resample;
 mod source;
 mod timer;

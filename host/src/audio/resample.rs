@@ -1,16 +1,25 @@
-//! Resampling to 48 kHz stereo s16 with rubato.
+//! Resampling to 48 kHz stereo s16 with rubato's windowed sinc.
 //!
 //! Input is staged in bulk ([`StereoResampler::push_s16le`] for raw PCM,
 //! [`StereoResampler::push_frame`] per sample for decoded frames) and resampled
-//! in fixed 1 ms blocks by [`StereoResampler::drain`], so at most 1 ms of input
-//! plus the filter's own delay waits inside, and any split of the same input
-//! gives bit-identical output. Output is written as little-endian interleaved
-//! stereo s16 bytes, ready to be framed. All calls reuse their buffers: no
-//! allocation once the first block has been processed.
+//! by [`StereoResampler::drain`]. Three engines, chosen by the rate:
+//!
+//! - 48 kHz: passthrough (bit-exact; mono duplicated).
+//! - rates whose ratio to 48 kHz has at most 16 phases (8, 12, 16, 24, 32 kHz…):
+//!   rubato's sinc table driven by our streaming polyphase convolution
+//!   ([`super::polyphase`]), ≈ 3× cheaper than rubato's own loop and block-free.
+//! - any other rate (44.1 kHz, 22.05 kHz…): rubato's `SincFixedIn` in fixed
+//!   1 ms blocks (at most 1 ms of input waits for its block).
+//!
+//! In every case any split of the same input gives bit-identical output.
+//! Output is written as little-endian interleaved stereo s16 bytes, ready to be
+//! framed. All calls reuse their buffers: no allocation once warmed up.
 
 use std::collections::VecDeque;
 
 use rubato::{Resampler as _, SincFixedIn, SincInterpolationParameters, SincInterpolationType, WindowFunction};
+
+use super::polyphase::{MAX_PHASES, Polyphase};
 
 /// The output rate.
 pub const OUTPUT_RATE: u32 = 48_000;
@@ -46,6 +55,8 @@ const F_CUTOFF: f32 = 0.97;
 /// Mono or stereo input at any rate → 48 kHz stereo s16 (LE bytes).
 pub struct StereoResampler {
     inner: Option<SincFixedIn<f32>>,
+    /// One polyphase state per input channel, when the ratio allows.
+    poly: Vec<Polyphase>,
     channels: usize,
     chunk: usize,
     pending: [Vec<f32>; 2],
@@ -59,7 +70,11 @@ pub struct StereoResampler {
 
 impl std::fmt::Debug for StereoResampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StereoResampler").field("channels", &self.channels).field("chunk", &self.chunk).finish()
+        f.debug_struct("StereoResampler")
+            .field("channels", &self.channels)
+            .field("polyphase", &!self.poly.is_empty())
+            .field("rubato_block", &self.inner.as_ref().map(|_| self.chunk))
+            .finish()
     }
 }
 
@@ -87,7 +102,16 @@ impl StereoResampler {
         // block has the same size, so any split of the input gives the same
         // output bit for bit (larger blocks measured at most 8 % faster).
         let chunk = (input_rate as usize / 1000).max(1);
-        let inner = if input_rate == OUTPUT_RATE {
+        let g = gcd(OUTPUT_RATE, input_rate);
+        let (up, down) = ((OUTPUT_RATE / g) as usize, (input_rate / g) as usize);
+        let poly: Vec<Polyphase> = if input_rate == OUTPUT_RATE || up > MAX_PHASES {
+            Vec::new()
+        } else {
+            let one = Polyphase::new(up, down, SINC_LEN, F_CUTOFF, WindowFunction::BlackmanHarris)
+                .ok_or_else(|| ResampleError::Construction(format!("polyphase {up}/{down}")))?;
+            vec![one; channels]
+        };
+        let inner = if input_rate == OUTPUT_RATE || !poly.is_empty() {
             None
         } else {
             let ratio = f64::from(OUTPUT_RATE) / f64::from(input_rate);
@@ -113,6 +137,7 @@ impl StereoResampler {
         let out = inner.as_ref().map(|r| r.output_buffer_allocate(true)).unwrap_or_default();
         Ok(Self {
             inner,
+            poly,
             channels,
             chunk,
             pending: [Vec::new(), Vec::new()],
@@ -129,10 +154,17 @@ impl StereoResampler {
         self.channels
     }
 
-    /// Output frames the filter holds back (its look-ahead), as rubato states it;
-    /// the measured latency adds up to one 1 ms block boundary (see the tests).
+    /// Output frames the filter holds back (its look-ahead); with rubato's
+    /// `SincFixedIn` the measured latency adds up to one 1 ms block.
     pub fn delay_frames(&self) -> usize {
+        if let Some(p) = self.poly.first() {
+            return (p.lookahead() as f64 * self.ratio).ceil() as usize;
+        }
         self.inner.as_ref().map_or(0, |r| r.output_delay())
+    }
+
+    fn passthrough(&self) -> bool {
+        self.inner.is_none() && self.poly.is_empty()
     }
 
     /// Stages raw s16 LE PCM of whole input frames (`2 × channels` bytes each;
@@ -142,7 +174,17 @@ impl StereoResampler {
         let bpf = 2 * self.channels;
         let whole = pcm.len() / bpf * bpf;
         let pcm = &pcm[..whole];
-        if self.inner.is_none() {
+        if let [l, rest @ ..] = &mut self.poly[..] {
+            if let [r] = rest {
+                l.extend(pcm.chunks_exact(4).map(|f| s16_at(f, 0)));
+                r.extend(pcm.chunks_exact(4).map(|f| s16_at(f, 2)));
+            } else {
+                l.extend(pcm.chunks_exact(2).map(|s| s16_at(s, 0)));
+            }
+            self.drain(sink);
+            return;
+        }
+        if self.passthrough() {
             if self.channels == 2 {
                 sink.extend(pcm);
             } else {
@@ -170,7 +212,14 @@ impl StereoResampler {
     /// Stages one input frame (per-channel samples in [-1, 1]; `right` is
     /// ignored for mono). Call [`Self::drain`] after a batch.
     pub fn push_frame(&mut self, left: f32, right: f32, sink: &mut VecDeque<u8>) {
-        if self.inner.is_none() {
+        if let [l, rest @ ..] = &mut self.poly[..] {
+            l.extend([left]);
+            if let [r] = rest {
+                r.extend([right]);
+            }
+            return;
+        }
+        if self.passthrough() {
             let r = if self.channels == 1 { left } else { right };
             let (l, r) = (to_s16(left).to_le_bytes(), to_s16(r).to_le_bytes());
             sink.extend(&[l[0], l[1], r[0], r[1]]);
@@ -185,6 +234,10 @@ impl StereoResampler {
 
     /// Resamples every complete staged block into `sink`.
     pub fn drain(&mut self, sink: &mut VecDeque<u8>) {
+        if !self.poly.is_empty() {
+            self.run_poly(u64::MAX, sink);
+            return;
+        }
         let (channels, n) = (self.channels, self.chunk);
         let Some(r) = self.inner.as_mut() else { return };
         let mut done = 0;
@@ -212,6 +265,18 @@ impl StereoResampler {
     /// output then holds `input frames × ratio` frames (plus one).
     pub fn flush(&mut self, sink: &mut VecDeque<u8>) {
         self.drain(sink);
+        if let Some(p) = self.poly.first() {
+            // Pad with silence past the look-ahead, emit exactly the input's
+            // duration at 48 kHz, then forget.
+            let (pad, target) = (p.lookahead() + 1, (p.frames_in() as f64 * self.ratio).ceil() as u64);
+            let left = target.saturating_sub(p.frames_out());
+            for ch in &mut self.poly {
+                ch.extend(std::iter::repeat_n(0.0, pad));
+            }
+            self.run_poly(left, sink);
+            self.reset();
+            return;
+        }
         if self.frames_in == 0 {
             // Nothing went in since the last reset: no tail to emit.
             self.reset();
@@ -255,11 +320,32 @@ impl StereoResampler {
         for p in &mut self.pending {
             p.clear();
         }
+        for p in &mut self.poly {
+            p.reset();
+        }
         self.frames_in = 0;
         self.frames_out = 0;
         if let Some(r) = self.inner.as_mut() {
             r.reset();
         }
+    }
+}
+
+impl StereoResampler {
+    /// Runs the polyphase engine (at most `limit` output frames) into `sink`.
+    fn run_poly(&mut self, limit: u64, sink: &mut VecDeque<u8>) {
+        let [l, rest @ ..] = &mut self.poly[..] else { return };
+        self.out.resize_with(2, Vec::new);
+        let (lo, ro) = self.out.split_at_mut(1);
+        let (lo, ro) = (&mut lo[0], &mut ro[0]);
+        lo.clear();
+        l.run(limit, |v| lo.push(v));
+        if let [r] = rest {
+            ro.clear();
+            r.run(limit, |v| ro.push(v));
+        }
+        let (frames, channels) = (lo.len(), self.channels);
+        interleave(&self.out, channels, frames, &mut self.scratch, sink);
     }
 }
 

@@ -153,7 +153,7 @@ async fn raw_pcm_and_frames_keep_push_order() {
     // The raw audio (with its resampler's tail) comes out first, then the frame.
     assert!(left[2400..4500].iter().all(|v| (i32::from(*v) - 4000).abs() < 8));
     assert!(left[5000..9500].iter().all(|v| *v == -4000));
-    assert!(left[9700..].iter().all(|v| *v == 0), "then the tail padding");
+    assert_eq!(left.len(), 9600, "100 ms + 100 ms, nothing more");
 }
 
 #[tokio::test(start_paused = true)]
@@ -328,6 +328,6 @@ fn resampling_16k_to_48k_meets_the_quality_goals() {
     }
     let latency_ms = resampler_latency_ms();
     let nominal = StereoResampler::new(16_000, 1).unwrap().delay_frames() as f64 / 48.0;
-    assert!(latency_ms >= nominal, "measured {latency_ms} ms, below the filter's nominal {nominal} ms");
+    assert!((latency_ms - nominal).abs() < 0.05, "measured {latency_ms} ms, nominal {nominal} ms");
     assert!(latency_ms <= 2.0, "added latency {latency_ms} ms");
 }
