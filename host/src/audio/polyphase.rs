@@ -20,17 +20,22 @@ pub(crate) const MAX_PHASES: usize = 16;
 /// One channel's polyphase interpolator state plus the shared taps.
 #[derive(Debug, Clone)]
 pub(crate) struct Polyphase {
-    /// `phases[s]` are the taps of phase `s` (rubato's layout).
+    /// `phases[s]` are the taps of phase `s` (rubato's layout), zero-padded to
+    /// a multiple of [`LANES`].
     phases: Vec<Vec<f32>>,
     taps: usize,
+    /// `taps` rounded up to a multiple of [`LANES`].
+    padded: usize,
     /// Output rate over input rate = `up / down`.
     up: usize,
     down: usize,
     /// Input history; `hist[0]` is input sample `base`.
     hist: Vec<f32>,
     base: i64,
-    /// Next output sample index.
+    /// Next output sample index, and its position `m + q / up` in input time.
     next_out: u64,
+    m: i64,
+    q: usize,
     /// Input samples received since the last reset.
     frames_in: u64,
 }
@@ -45,15 +50,17 @@ impl Polyphase {
         // The rubato table for `up` phases, read back one tap at a time.
         let interp = ScalarInterpolator::<f32>::new(taps, up, f_cutoff, window);
         let mut unit = vec![0.0f32; taps + 1];
-        let mut phases = vec![vec![0.0f32; taps]; up];
+        let padded = taps.next_multiple_of(LANES);
+        let mut phases = vec![vec![0.0f32; padded]; up];
         for (s, phase) in phases.iter_mut().enumerate() {
-            for (p, tap) in phase.iter_mut().enumerate() {
+            for (p, tap) in phase.iter_mut().take(taps).enumerate() {
                 unit[p] = 1.0;
                 *tap = interp.get_sinc_interpolated(&unit, 0, s);
                 unit[p] = 0.0;
             }
         }
-        let mut me = Self { phases, taps, up, down, hist: Vec::new(), base: 0, next_out: 0, frames_in: 0 };
+        let mut me =
+            Self { phases, taps, padded, up, down, hist: Vec::new(), base: 0, next_out: 0, m: 0, q: 0, frames_in: 0 };
         me.reset();
         Some(me)
     }
@@ -71,6 +78,8 @@ impl Polyphase {
         self.hist.resize(self.taps / 2, 0.0);
         self.base = -((self.taps / 2) as i64);
         self.next_out = 0;
+        self.m = 0;
+        self.q = 0;
         self.frames_in = 0;
     }
 
@@ -94,28 +103,34 @@ impl Polyphase {
     /// Computes every output sample whose input is available, at most `limit`
     /// of them, calling `emit` with each; then drops history no longer needed.
     pub(crate) fn run(&mut self, limit: u64, mut emit: impl FnMut(f32)) {
-        let (up, down, half) = (self.up as u64, self.down as u64, (self.taps / 2) as i64);
-        let end = self.base + self.hist.len() as i64; // one past the last input
+        let half = (self.taps / 2) as i64;
+        // One past the last input sample, plus the padding the window may read
+        // (zero taps) — so the window end is checked against real input only.
+        let end = self.base + self.hist.len() as i64;
+        let pad = self.padded - self.taps;
+        self.hist.extend(std::iter::repeat_n(0.0, pad));
         let mut produced = 0;
         while produced < limit {
-            let k = self.next_out;
-            let m = (k * down / up) as i64;
-            let q = (k * down % up) as usize;
-            // Output k sits at input time k·down/up = m + q/up; phase `s` of
-            // rubato's table centres on `start + taps/2 - 1 + (s+1)/up`.
-            let start = m - half + i64::from(q != 0);
+            // Output k sits at input time m + q/up; phase `s` of rubato's table
+            // centres on `start + taps/2 - 1 + (s+1)/up`.
+            let start = self.m - half + i64::from(self.q != 0);
             if start + self.taps as i64 > end {
                 break;
             }
-            let s = (q + self.up - 1) % self.up;
+            let s = if self.q == 0 { self.up - 1 } else { self.q - 1 };
             let from = (start - self.base) as usize;
-            emit(dot(&self.hist[from..from + self.taps], &self.phases[s]));
+            emit(dot(&self.hist[from..from + self.padded], &self.phases[s]));
             self.next_out += 1;
+            self.q += self.down;
+            while self.q >= self.up {
+                self.q -= self.up;
+                self.m += 1;
+            }
             produced += 1;
         }
-        // Keep what the next output needs (its window starts at most at `m - half`).
-        let m = (self.next_out * down / up) as i64;
-        let keep_from = (m - half - self.base).max(0) as usize;
+        self.hist.truncate(self.hist.len() - pad);
+        // Keep what the next output needs (its window starts at `m - half` or later).
+        let keep_from = (self.m - half - self.base).max(0) as usize;
         if keep_from > 0 && keep_from >= self.hist.len() / 2 {
             self.hist.drain(..keep_from.min(self.hist.len()));
             self.base += keep_from as i64;
@@ -123,7 +138,13 @@ impl Polyphase {
     }
 }
 
-/// A dot product in eight independent lanes (vectorized by the compiler).
+/// Tap padding granularity of [`dot`].
+const LANES: usize = 8;
+
+/// A dot product in eight independent lanes; both slices are a multiple of
+/// [`LANES`] long. Of the safe formulations measured (8 or 16 lanes, 4 × 4-wide
+/// groups, fixed-size arrays) this one was fastest at the x86-64 baseline:
+/// ≈ 8 ns for 64 taps on the reference machine.
 #[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
