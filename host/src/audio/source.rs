@@ -219,6 +219,13 @@ impl AudioSource {
         self.inner.state.lock().underruns
     }
 
+    /// How many times the pacing schedule was re-anchored because the consumer
+    /// fell more than 100 ms behind (each one is a discontinuity in the
+    /// schedule; zero means no drift: frame *n* went out at `start + n · 20 ms`).
+    pub fn resyncs(&self) -> u64 {
+        self.inner.state.lock().pacer.resyncs()
+    }
+
     /// Waits while the buffer is at the cap; `false` once the source has ended.
     async fn wait_for_room(&self) -> bool {
         loop {

@@ -259,6 +259,7 @@ async fn a_stall_reanchors_without_a_burst() {
     assert_eq!(tokio::time::Instant::now(), t, "one frame at once");
     frame(&s).await.unwrap();
     assert_eq!(tokio::time::Instant::now() - t, Duration::from_millis(20), "then back to 20 ms pacing");
+    assert_eq!(s.resyncs(), 1);
 }
 
 #[test]
