@@ -4,8 +4,9 @@
 //! convolution is ours.
 //!
 //! Why not rubato's `SincFixedIn` for these: its per-output-sample indexing
-//! (f64 floor/round through libm, dynamic dispatch) costs ≈ 15 ns whatever the
-//! filter length, three times the dot product itself. Here every output sample
+//! (f64 floor/round through libm, dynamic dispatch) puts it at ≈ 15–17 ns per
+//! output sample whatever the filter length (32 to 64 taps measured the same),
+//! about twice the dot product itself. Here every output sample
 //! is a plain dot product over a precomputed phase, vectorized by the compiler.
 //! It is also block-free: output `k` is computed as soon as the input it needs
 //! exists, so any split of the input gives bit-identical output and the only

@@ -6,8 +6,9 @@
 //!
 //! - 48 kHz: passthrough (bit-exact; mono duplicated).
 //! - rates whose ratio to 48 kHz has at most 16 phases (8, 12, 16, 24, 32 kHz…):
-//!   rubato's sinc table driven by our streaming polyphase convolution
-//!   ([`super::polyphase`]), ≈ 3× cheaper than rubato's own loop and block-free.
+//!   rubato's sinc table driven by our streaming polyphase convolution (the
+//!   private `audio::polyphase`): ≈ 11 ns per output frame against 17–19 ns
+//!   for rubato's own loop on the reference machine, and block-free.
 //! - any other rate (44.1 kHz, 22.05 kHz…): rubato's `SincFixedIn` in fixed
 //!   1 ms blocks (at most 1 ms of input waits for its block).
 //!

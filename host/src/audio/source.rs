@@ -18,6 +18,8 @@ use crate::media::{AudioFrame, ChannelLayout, Frame, MediaKind, MediaStreamTrack
 pub const FRAME_SAMPLES: usize = 960;
 /// Bytes of one 20 ms output frame (interleaved stereo s16 LE).
 const FRAME_BYTES: usize = FRAME_SAMPLES * OUTPUT_FRAME_BYTES;
+/// Queue capacity kept once a source has drained (a few frames).
+const IDLE_CAPACITY: usize = 4 * FRAME_BYTES;
 
 /// Layout of raw PCM pushed with [`AudioSource::push`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +344,7 @@ impl AudioSource {
         let mut st = self.inner.state.lock();
         let dropped = (st.buffer.len() / OUTPUT_FRAME_BYTES) as u64;
         st.buffer.clear();
+        st.buffer.shrink_to(IDLE_CAPACITY);
         st.partial.clear();
         st.resampler.reset();
         if let Some((_, _, r)) = &mut st.frame_resampler {
@@ -423,6 +426,11 @@ impl AudioSource {
         out.data.extend_from_slice(&a[..from_a]);
         out.data.extend_from_slice(&b[..take - from_a]);
         st.buffer.drain(..take);
+        if st.buffer.is_empty() && st.buffer.capacity() > IDLE_CAPACITY {
+            // A burst is over: give back what it grew (once per burst, not per
+            // frame), so thousands of idle sources don't each keep seconds of room.
+            st.buffer.shrink_to(IDLE_CAPACITY);
+        }
         out.data.resize(FRAME_BYTES, 0);
         st.pts += FRAME_SAMPLES as u64;
         st.retired += (take / OUTPUT_FRAME_BYTES) as u64;
