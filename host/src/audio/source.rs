@@ -210,6 +210,12 @@ impl AudioSource {
         self.inner.opts
     }
 
+    /// This source as a generic track (for `MediaStream::add_track`, a peer's
+    /// sender, `iter_frames`); it shares the source.
+    pub fn track(&self) -> Arc<dyn MediaStreamTrack> {
+        Arc::new(self.clone())
+    }
+
     /// Seconds of audio currently buffered (48 kHz output).
     pub fn buffered_seconds(&self) -> f64 {
         (self.inner.state.lock().buffer.len() / OUTPUT_FRAME_BYTES) as f64 / f64::from(OUTPUT_RATE)

@@ -332,3 +332,15 @@ fn resampling_16k_to_48k_meets_the_quality_goals() {
     assert!((latency_ms - nominal).abs() < 0.05, "measured {latency_ms} ms, nominal {nominal} ms");
     assert!(latency_ms <= 2.0, "added latency {latency_ms} ms");
 }
+
+#[tokio::test]
+async fn the_precise_timer_paces_a_real_source_to_its_end() {
+    // Real time, but no timing assertion: three frames come out, then the end.
+    let s = AudioSource::new(AudioSourceOptions { input_rate: 48_000, ..Default::default() }).unwrap();
+    assert_eq!(s.options().timer, PacingTimer::Precise);
+    s.push(&pcm(std::iter::repeat_n(5, 960 * 3))).await;
+    s.end();
+    let frames: Vec<Frame> = iter_frames(s.track()).collect().await;
+    assert_eq!(frames.len(), 3);
+    assert_eq!(s.resyncs(), 0);
+}
