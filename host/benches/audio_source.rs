@@ -37,6 +37,16 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Busy CPU time of the whole machine (all processes), from /proc/stat.
+fn machine_busy() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return Duration::ZERO };
+    let Some(line) = stat.lines().next() else { return Duration::ZERO };
+    // user nice system idle iowait irq softirq steal …, in USER_HZ (100/s).
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let busy: u64 = v.iter().enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, x)| x).sum();
+    Duration::from_millis(busy * 10)
+}
+
 /// A 440 Hz tone at −6 dBFS, `channels` interleaved, as s16 LE bytes.
 fn tone(rate: u32, channels: usize, secs: f64) -> Vec<u8> {
     let n = (f64::from(rate) * secs) as usize;
@@ -111,7 +121,7 @@ fn pacing(sources: usize, secs: f64, rate: u32, staggered: bool) -> Value {
         let rss0 = rss_kib();
         let srcs: Vec<AudioSource> = (0..sources).map(|_| AudioSource::new(opts(rate)).unwrap()).collect();
         let idle_rss_per_source_kib = rss_kib().saturating_sub(rss0) as f64 / sources as f64;
-        let c0 = cpu_time();
+        let (c0, m0) = (cpu_time(), machine_busy());
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs_f64(secs);
         let tasks: Vec<_> = srcs
@@ -165,8 +175,10 @@ fn pacing(sources: usize, secs: f64, rate: u32, staggered: bool) -> Value {
         }
         let wall = t0.elapsed().as_secs_f64();
         let cpu = (cpu_time() - c0).as_secs_f64();
+        let machine = machine_busy().saturating_sub(m0).as_secs_f64();
         all.sort_by(f64::total_cmp);
         json!({
+            "other_processes_cpu_percent_of_one_core": (100.0 * (machine - cpu) / wall).max(0.0),
             "sources": sources,
             "input": if rate == 48_000 { "48 kHz stereo (no resampling)" } else { "16 kHz mono (resampled)" },
             "starts": if staggered { "staggered over 20 ms" } else { "all at once" },
@@ -248,7 +260,7 @@ fn main() {
             "resampler_only": resampler_only(60.0),
         },
         "pacing": {
-            "method": "one task per source on a 2-worker tokio runtime: push 20 ms, recv one frame; deviation = when recv returned minus (first frame + n*20 ms); drift = per source, mean deviation of the last 50 frames minus the first 50, max over sources; schedule_reanchors = stalls over 100 ms; CPU = process CPU / wall; RSS per idle source = RSS growth after constructing the sources / sources",
+            "method": "one task per source on a 2-worker tokio runtime: push 20 ms, recv one frame; deviation = when recv returned minus (first frame + n*20 ms); drift = per source, mean deviation of the last 50 frames minus the first 50, max over sources; schedule_reanchors = stalls over 100 ms; CPU = process CPU / wall; other_processes_cpu = machine-wide busy CPU minus ours over the run (the machine is shared: read the timing figures against it); RSS per idle source = RSS growth after constructing the sources / sources",
             "ours": pacing_ours,
             "official_python_sdk": pacing_theirs,
         },
