@@ -225,9 +225,11 @@ pub(crate) fn classify(state: &mut GuestState, err: &wasmtime::Error) -> AgentEx
     if let Some(Trap::StackOverflow) = err.downcast_ref::<Trap>() {
         return AgentExit::StackOverflow;
     }
+    // The root cause says what happened ("unknown handle index 3", a trap
+    // code); the top error is wasmtime's wasm backtrace.
     let mut message = match err.downcast_ref::<Trap>() {
         Some(trap) => format!("{trap}"),
-        None => format!("{err}"),
+        None => err.root_cause().to_string(),
     };
     let stderr = state.stderr.tail();
     if !stderr.is_empty() {

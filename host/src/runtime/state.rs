@@ -75,8 +75,12 @@ impl Meter {
 }
 
 /// Runs `fut`, and says whether it blocked (returned `Pending` at least once).
+///
+/// The future runs outside tokio's cooperative budget, so a `Pending` always
+/// means a real wait, never a forced yield that a call flood could use to
+/// refill its budget.
 pub(crate) async fn tracked<F: Future>(fut: F) -> (F::Output, bool) {
-    let mut fut = std::pin::pin!(fut);
+    let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
     let mut waited = false;
     let out = std::future::poll_fn(|cx| {
         let poll = fut.as_mut().poll(cx);

@@ -1,1 +1,305 @@
-//! Offline harness.
+//! The offline harness: runs an agent against a PCM input on a virtual clock,
+//! as fast as the CPU allows, and records what it publishes — what
+//! `metered run AGENT.wasm --input in.wav --output out.wav` does, so guest
+//! authors can test without a room. The same room works on the real clock
+//! (tests run agents side by side with it).
+//!
+//! [`OfflineRoom`] has one virtual peer, `offline-input`, whose one audio track
+//! plays the input (48 kHz stereo 20 ms frames, like a remote WebRTC track);
+//! when it has played out the peer leaves and the room closes. Every audio
+//! track an agent publishes is recorded as 48 kHz stereo s16.
+
+mod wav;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+pub use wav::{Pcm, WavError, read_wav, write_wav};
+
+use super::agent::{AgentComponent, AgentSpec};
+use super::config::RuntimeConfig;
+use super::engine::Runtime;
+use super::exit::{AgentExit, RuntimeError};
+use super::policy::PolicyComponent;
+use super::room::{AgentInfo, BoxFuture, RoomError, RoomEvent, RoomHost, RoomSession};
+use crate::audio::{AudioSource, AudioSourceOptions, InputLayout, PacingTimer};
+use crate::media::{Frame, MediaKind, MediaStreamTrack, StreamMetadata};
+
+/// The virtual peer's id.
+pub const INPUT_PEER: &str = "offline-input";
+/// Output rate of recordings.
+pub const OUTPUT_RATE: u32 = 48_000;
+/// Recorders start half a frame after the room opens, so an agent's frame
+/// deadlines never tie with the input's on the virtual clock (deterministic
+/// output), plus a jitter allowance of three frames on the real clock.
+const RECORD_OFFSET: Duration = Duration::from_millis(70);
+
+/// A published track and what it played.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Recording {
+    /// The stream id it was published under.
+    pub stream_id: String,
+    /// The metadata it was published with.
+    pub metadata: StreamMetadata,
+    /// 48 kHz stereo s16 samples, from the moment recording started.
+    pub pcm: Pcm,
+}
+
+struct Recorder {
+    stream_id: String,
+    metadata: StreamMetadata,
+    samples: Arc<Mutex<Vec<i16>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    recorders: Vec<Recorder>,
+}
+
+/// A room with one virtual peer playing `input`; records what agents publish.
+pub struct OfflineRoom {
+    input: Arc<Pcm>,
+    pacing: PacingTimer,
+    max_samples: usize,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl std::fmt::Debug for OfflineRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineRoom").field("input_secs", &self.input.duration_secs()).finish_non_exhaustive()
+    }
+}
+
+impl OfflineRoom {
+    /// A room playing `input` (mono or stereo), paced by `pacing`, recording at
+    /// most `max_record` of each published track.
+    pub fn new(input: Pcm, pacing: PacingTimer, max_record: Duration) -> Self {
+        let max_samples = (max_record.as_secs_f64() * f64::from(OUTPUT_RATE)) as usize * 2;
+        Self { input: Arc::new(input), pacing, max_samples, shared: Arc::new(Mutex::new(Shared { recorders: vec![] })) }
+    }
+
+    /// Waits for every recorder to finish (its track ended or the cap was
+    /// reached) and returns the recordings, in publication order.
+    pub async fn recordings(&self) -> Vec<Recording> {
+        let recorders = std::mem::take(&mut self.shared.lock().recorders);
+        let mut out = Vec::with_capacity(recorders.len());
+        for r in recorders {
+            let _ = r.task.await;
+            let samples = std::mem::take(&mut *r.samples.lock());
+            out.push(Recording {
+                stream_id: r.stream_id,
+                metadata: r.metadata,
+                pcm: Pcm { sample_rate: OUTPUT_RATE, channels: 2, samples },
+            });
+        }
+        out
+    }
+
+    /// The recording so far of the `n`th published track (for live checks).
+    pub fn snapshot(&self, n: usize) -> Option<Vec<i16>> {
+        self.shared.lock().recorders.get(n).map(|r| r.samples.lock().clone())
+    }
+
+    fn input_track(&self) -> Result<AudioSource, RoomError> {
+        let layout = if self.input.channels == 2 { InputLayout::Stereo } else { InputLayout::Mono };
+        let opts = AudioSourceOptions {
+            input_rate: self.input.sample_rate,
+            input_layout: layout,
+            max_buffered_seconds: (self.input.duration_secs() * 1.1 + 1.0).min(3600.0),
+            timer: self.pacing,
+        };
+        AudioSource::new(opts).map_err(|e| RoomError::Unsupported(format!("input: {e}")))
+    }
+}
+
+impl RoomHost for OfflineRoom {
+    fn join<'a>(&'a self, _agent: &'a AgentInfo, _channel: &'a str) -> BoxFuture<'a, Result<Box<dyn RoomSession>, RoomError>> {
+        Box::pin(async move {
+            let source = self.input_track()?;
+            source.push(&self.input.to_le_bytes()).await;
+            source.end();
+            let metadata = StreamMetadata::role_label("file", "offline input").unwrap_or_default();
+            let track: Arc<dyn MediaStreamTrack> = Arc::new(source.clone());
+            let events = VecDeque::from([
+                RoomEvent::PeerJoined { peer_id: INPUT_PEER.into() },
+                RoomEvent::Track { peer_id: INPUT_PEER.into(), stream_id: INPUT_PEER.into(), track, metadata },
+            ]);
+            let played: BoxFuture<'static, ()> = Box::pin(async move { source.wait_for_playout().await });
+            let session = OfflineSession {
+                events,
+                played: Some(played),
+                left: false,
+                shared: self.shared.clone(),
+                max_samples: self.max_samples,
+            };
+            Ok(Box::new(session) as Box<dyn RoomSession>)
+        })
+    }
+}
+
+struct OfflineSession {
+    events: VecDeque<RoomEvent>,
+    played: Option<BoxFuture<'static, ()>>,
+    left: bool,
+    shared: Arc<Mutex<Shared>>,
+    max_samples: usize,
+}
+
+async fn record(track: Arc<dyn MediaStreamTrack>, samples: Arc<Mutex<Vec<i16>>>, max: usize) {
+    tokio::time::sleep(RECORD_OFFSET).await;
+    while let Ok(frame) = track.recv().await {
+        let Frame::Audio(frame) = frame else { continue };
+        let pcm = frame.to_s16_interleaved();
+        let mut out = samples.lock();
+        if frame.layout.channels() == 2 {
+            out.extend_from_slice(&pcm);
+        } else {
+            out.extend(pcm.iter().flat_map(|&s| [s, s]));
+        }
+        if out.len() >= max {
+            out.truncate(max);
+            return;
+        }
+    }
+}
+
+impl RoomSession for OfflineSession {
+    fn peer_id(&self) -> &str {
+        "offline-agent"
+    }
+
+    fn add_track(&mut self, track: Arc<dyn MediaStreamTrack>, stream_id: &str, metadata: StreamMetadata) -> Result<(), RoomError> {
+        if track.kind() != MediaKind::Audio {
+            return Err(RoomError::Unsupported("the offline room records audio only".into()));
+        }
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(record(track, samples.clone(), self.max_samples));
+        self.shared.lock().recorders.push(Recorder { stream_id: stream_id.to_owned(), metadata, samples, task });
+        Ok(())
+    }
+
+    fn replace_track(&mut self, _old: &str, _new: Option<Arc<dyn MediaStreamTrack>>) -> Result<(), RoomError> {
+        Err(RoomError::Unsupported("replace-track in the offline room".into()))
+    }
+
+    fn send_data(&mut self, _to: Option<&str>, _payload: &str) -> Result<(), RoomError> {
+        Ok(())
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<RoomEvent>> {
+        if let Some(event) = self.events.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        if let Some(played) = self.played.as_mut() {
+            if played.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.played = None;
+        }
+        if !std::mem::replace(&mut self.left, true) {
+            return Poll::Ready(Some(RoomEvent::PeerLeft { peer_id: INPUT_PEER.into() }));
+        }
+        Poll::Ready(None)
+    }
+}
+
+/// What an offline run produced.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct OfflineOutput {
+    /// How the agent ended.
+    pub exit: AgentExit,
+    /// Every audio track it published.
+    pub recordings: Vec<Recording>,
+}
+
+/// Options of an offline run.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct OfflineOptions {
+    /// The agent's config (JSON text; `"{}"` when empty).
+    pub config: String,
+    /// Extra time recorded after the input's duration (default 2 s).
+    pub tail: Option<Duration>,
+    /// A metadata policy to apply.
+    pub policy: Option<PolicyComponent>,
+}
+
+/// Runs `agent` against `input` in an [`OfflineRoom`] paced by tokio's clock.
+/// Call it inside a runtime with paused time (`start_paused`) for a virtual
+/// clock: the output is then the same on every run.
+pub async fn run_offline(agent: &AgentComponent, input: Pcm, opts: OfflineOptions) -> Result<OfflineOutput, RuntimeError> {
+    let max_record = Duration::from_secs_f64(input.duration_secs()) + opts.tail.unwrap_or(Duration::from_secs(2));
+    let room = Arc::new(OfflineRoom::new(input, PacingTimer::Tokio, max_record));
+    let config = if opts.config.trim().is_empty() { "{}".to_owned() } else { opts.config };
+    let mut spec = AgentSpec::new(config).room(room.clone());
+    spec.pacing = PacingTimer::Tokio;
+    spec.policy = opts.policy;
+    let report = agent.run(spec).await?;
+    let recordings = room.recordings().await;
+    Ok(OfflineOutput { exit: report.exit, recordings })
+}
+
+/// Why an offline file run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OfflineError {
+    /// Building the runtime or loading the agent failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The input is not a usable WAV file.
+    #[error("{path}: {source}")]
+    Wav {
+        /// The file.
+        path: String,
+        /// Why.
+        source: WavError,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The agent published no audio track, so there is nothing to write.
+    #[error("the agent published no audio track (it ended: {0})")]
+    NoOutput(AgentExit),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError + '_ {
+    move |source| OfflineError::Io { path: path.display().to_string(), source }
+}
+
+/// `metered run AGENT.wasm --input in.wav --output out.wav`: runs the agent
+/// offline on a virtual clock and writes its first published audio track to
+/// `output` (48 kHz stereo s16 WAV). Blocking: builds its own runtimes.
+pub fn run_offline_file(
+    agent: &Path,
+    input: &Path,
+    output: &Path,
+    opts: OfflineOptions,
+) -> Result<AgentExit, OfflineError> {
+    let bytes = std::fs::read(input).map_err(io(input))?;
+    let pcm = read_wav(&bytes).map_err(|source| OfflineError::Wav { path: input.display().to_string(), source })?;
+    let mut config = RuntimeConfig::default();
+    config.max_agents = 4;
+    let runtime = Runtime::new(config)?;
+    let component = runtime.load_agent_file(agent)?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .map_err(io(output))?;
+    let out = tokio.block_on(run_offline(&component, pcm, opts))?;
+    let first = out.recordings.into_iter().next().ok_or_else(|| OfflineError::NoOutput(out.exit.clone()))?;
+    std::fs::write(output, write_wav(&first.pcm)).map_err(io(output))?;
+    Ok(out.exit)
+}
