@@ -364,8 +364,10 @@ impl AudioSource {
     }
 
     /// Resolves when everything queued so far has been emitted (or cleared, or
-    /// the track stopped). Audio still inside the resampler — at most 1 ms of
-    /// input plus the filter's 2 ms delay — counts once it leaves it.
+    /// the track stopped). Audio still inside the resampler — the filter's
+    /// look-ahead, 1.75 ms of input at 16 kHz (plus up to a 1 ms block for rates
+    /// rubato resamples itself) — counts once it leaves it: on the next push, or
+    /// at [`AudioSource::end`].
     pub async fn wait_for_playout(&self) {
         let target = self.inner.state.lock().queued;
         loop {
