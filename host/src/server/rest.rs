@@ -126,8 +126,15 @@ pub(crate) async fn channel_peers(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PublishBody {
+    #[serde(default, deserialize_with = "present")]
     data: Option<Box<RawValue>>,
     from: Option<String>,
+}
+
+/// A present field is `Some`, even when its value is JSON `null` (as on the
+/// WebSocket, `"data": null` is data; only a missing `data` is refused).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 pub(crate) async fn publish(
