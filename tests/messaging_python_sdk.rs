@@ -37,7 +37,7 @@ async fn python_sdk_pubsub_presence_directs_and_errors() {
     assert_eq!(r["join_seen_by_a"], json!([b]));
     assert_eq!(
         r["message"],
-        json!({"channel": "room", "from": b, "data": {"text": "hello", "n": [1, 2.5, null, true]}, "meta": null})
+        json!({"channel": "room", "from": b, "data": {"text": "h\u{e9}llo \u{2603}", "n": [1, 2.5, null, true]}, "meta": null})
     );
     assert_eq!(r["direct"], json!({"from": a, "data": "psst"}));
     assert_eq!(r["b_echoes"], 0, "the publisher must not receive its own message");
@@ -50,16 +50,26 @@ async fn python_sdk_pubsub_presence_directs_and_errors() {
     server.shutdown().await;
 }
 
+/// Mints a token through the REST control plane (`POST /v1/tokens`).
+async fn rest_token(server: &TestServer, body: Value) -> (String, i64) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/tokens", server.http_url()))
+        .header("authorization", server.bearer())
+        .json(&body)
+        .send()
+        .await
+        .expect("POST /v1/tokens");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("token JSON");
+    (body["token"].as_str().expect("token").to_owned(), body["expiresAt"].as_i64().expect("expiresAt"))
+}
+
 #[tokio::test]
 async fn python_sdk_tokens_metadata_and_close_codes() {
     let server = TestServer::start().await;
     let meta = json!({"name": "Ada", "role": "agent"});
-    let meta_token = server.token(&TokenRequest {
-        peer_id: "ada".into(),
-        expires_in_secs: 600,
-        peer_metadata: meta.as_object().cloned(),
-        ..Default::default()
-    });
+    let (meta_token, minted_expiry) =
+        rest_token(&server, json!({"peerId": "ada", "expiresInSec": 600, "peerMetadata": meta})).await;
     let limited_token = server.token(&limited_request("limited"));
     let expired_token = server
         .token_at(&TokenRequest { peer_id: "late".into(), expires_in_secs: 5, ..Default::default() }, now_secs() - 60);
@@ -72,15 +82,38 @@ async fn python_sdk_tokens_metadata_and_close_codes() {
     )
     .await;
     assert_eq!(r["peer_id"], "ada");
-    let expires_at = r["expires_at"].as_i64().unwrap();
-    assert!((expires_at - (now_secs() + 600) * 1000).abs() < 5_000, "{expires_at}");
+    assert_eq!(r["expires_at"], minted_expiry, "Connected.expires_at is the token's expiry");
+    assert!((minted_expiry - (now_secs() + 600) * 1000).abs() < 5_000, "{minted_expiry}");
+    let key_peers: Vec<Value> =
+        r["key_peers"].as_array().expect("key peers").iter().map(|p| json!({"peer_id": p, "metadata": null})).collect();
+    assert_eq!(r["snapshot_seen_by_token_peer"], json!(key_peers), "publishable-key peers carry no metadata");
+    assert_eq!(r["join_seen_by_listener"], json!([{"peer_id": "ada", "metadata": meta}]));
     assert_eq!(r["sender_metadata"], meta);
+    assert_eq!(r["plain_subscriber_metadata"], Value::Null, "metadata only for includeSenderMetadata");
     assert_eq!(r["direct_metadata"], meta);
+    assert_eq!(r["key_peer_direct"]["data"], "back");
+    assert_eq!(r["key_peer_direct"]["metadata"], Value::Null);
     assert_eq!(r["not_authorized"], "channel_not_authorized");
     assert_eq!(r["not_permitted"], "action_not_permitted");
     assert_eq!(r["expired_close_code"], 4002);
     assert_eq!(r["bad_close_code"], 4001);
     assert_eq!(r["bad_key_close_code"], 4001);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn python_sdk_treats_an_admin_kick_as_final() {
+    let server = TestServer::start().await;
+    let token = server.token(&TokenRequest { peer_id: "victim".into(), expires_in_secs: 600, ..Default::default() });
+    let r = scenario(
+        "kick",
+        json!({
+            "url": server.base_url(), "key": server.key(), "http": server.http_url(),
+            "bearer": server.bearer(), "token": token, "peer_id": "victim",
+        }),
+    )
+    .await;
+    assert_eq!(r, json!({"status": 200, "code": 4020, "will_reconnect": false, "left": ["victim"], "connects": 1}));
     server.shutdown().await;
 }
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 import pathlib
 import sys
+import urllib.request
 
 from metered_realtime import (
     Connected,
@@ -93,7 +94,7 @@ async def pubsub(args) -> dict:
     out["snapshot_a"] = peers(snap_a.joined)
     out["snapshot_b"] = peers(snap_b.joined)
     out["join_seen_by_a"] = peers(join.joined)
-    await b.publish("room", {"text": "hello", "n": [1, 2.5, None, True]})
+    await b.publish("room", {"text": "h\u00e9llo \u2603", "n": [1, 2.5, None, True]})
     msg = await ra.wait_for(lambda e: isinstance(e, Message))
     out["message"] = {"channel": msg.channel, "from": msg.sender_peer_id, "data": msg.data, "meta": msg.sender_metadata}
     await a.send(cb.peer_id, "psst")
@@ -118,36 +119,91 @@ async def pubsub(args) -> dict:
     return out
 
 
+def token_provider(token: str):
+    async def provide() -> str:
+        return token
+
+    return provide
+
+
+def presence_peers(ps) -> list:
+    return sorted(({"peer_id": p.peer_id, "metadata": p.metadata} for p in ps), key=lambda p: p["peer_id"])
+
+
 async def tokens(args) -> dict:
-    async def provider(tok):
-        async def p():
-            return tok
-
-        return p
-
-    meta_client, rm = client(args, token_provider=await provider(args["meta_token"]))
+    meta_client, rm = client(args, token_provider=token_provider(args["meta_token"]))
     listener, rl = client(args, api_key=args["key"])
+    plain, rp = client(args, api_key=args["key"])
     await meta_client.connect()
     await listener.connect()
+    await plain.connect()
     conn = rm.of(Connected)[0]
-    out = {"peer_id": conn.peer_id, "expires_at": conn.expires_at}
+    out = {
+        "peer_id": conn.peer_id,
+        "expires_at": conn.expires_at,
+        "key_peers": sorted([rl.of(Connected)[0].peer_id, rp.of(Connected)[0].peer_id]),
+    }
     await listener.subscribe("room-1", SubscribeOptions(include_sender_metadata=True))
+    await plain.subscribe("room-1")
+    await meta_client.subscribe("room-1")
+    snapshot = await rm.wait_for(lambda e: isinstance(e, Presence))
+    out["snapshot_seen_by_token_peer"] = presence_peers(snapshot.joined)
+    join = await rl.wait_for(lambda e: isinstance(e, Presence) and any(p.peer_id == conn.peer_id for p in e.joined))
+    out["join_seen_by_listener"] = presence_peers(join.joined)
     await meta_client.publish("room-1", "hi")
     msg = await rl.wait_for(lambda e: isinstance(e, Message))
     out["sender_metadata"] = msg.sender_metadata
+    plain_msg = await rp.wait_for(lambda e: isinstance(e, Message))
+    out["plain_subscriber_metadata"] = plain_msg.sender_metadata
     await meta_client.send(rl.of(Connected)[0].peer_id, "direct")
     direct = await rl.wait_for(lambda e: isinstance(e, Direct))
     out["direct_metadata"] = direct.sender_metadata
-    limited, _ = client(args, token_provider=await provider(args["limited_token"]))
+    await listener.send(conn.peer_id, "back")
+    reply = await rm.wait_for(lambda e: isinstance(e, Direct))
+    out["key_peer_direct"] = {"from": reply.sender_peer_id, "data": reply.data, "metadata": reply.sender_metadata}
+    limited, _ = client(args, token_provider=token_provider(args["limited_token"]))
     await limited.connect()
     out["not_authorized"] = await server_error(limited.subscribe("elsewhere"))
     out["not_permitted"] = await server_error(limited.publish("room-1", 1))
     await limited.close()
-    out["expired_close_code"] = await connect_error(args, token_provider=await provider(args["expired_token"]))
-    out["bad_close_code"] = await connect_error(args, token_provider=await provider("not-a-token"))
+    out["expired_close_code"] = await connect_error(args, token_provider=token_provider(args["expired_token"]))
+    out["bad_close_code"] = await connect_error(args, token_provider=token_provider("not-a-token"))
     out["bad_key_close_code"] = await connect_error(args, api_key="pk_live_wrong")
-    await meta_client.close()
-    await listener.close()
+    for c in (meta_client, listener, plain):
+        await c.close()
+    return out
+
+
+def rest_delete(args, path: str) -> int:
+    req = urllib.request.Request(
+        args["http"] + path, method="DELETE", headers={"Authorization": args["bearer"]}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status
+
+
+async def kick(args) -> dict:
+    """An admin kick (REST DELETE /v1/peers/:id) is final: close 4020, no reconnect."""
+    fast = ReconnectOptions(initial_delay=0.05, max_delay=0.3)
+    victim, rv = client(args, token_provider=token_provider(args["token"]), reconnect=fast)
+    watcher, rw = client(args, api_key=args["key"])
+    await victim.connect()
+    await watcher.connect()
+    await victim.subscribe("lobby")
+    await watcher.subscribe("lobby")
+    status = await asyncio.to_thread(rest_delete, args, "/v1/peers/" + args["peer_id"])
+    dropped = await rv.wait_for(lambda e: isinstance(e, Disconnected))
+    left = await rw.wait_for(lambda e: isinstance(e, Presence) and e.left)
+    await asyncio.sleep(0.5)
+    out = {
+        "status": status,
+        "code": dropped.code,
+        "will_reconnect": dropped.will_reconnect,
+        "left": peers(left.left),
+        "connects": len(rv.of(Connected)),
+    }
+    await victim.close()
+    await watcher.close()
     return out
 
 
@@ -178,7 +234,7 @@ async def reconnect(args) -> dict:
     }
 
 
-SCENARIOS = {"pubsub": pubsub, "tokens": tokens, "reconnect": reconnect}
+SCENARIOS = {"pubsub": pubsub, "tokens": tokens, "kick": kick, "reconnect": reconnect}
 
 if __name__ == "__main__":
     scenario, raw = sys.argv[1], sys.argv[2]
