@@ -4,8 +4,9 @@ use serde_json::{Map, Value};
 
 use crate::protocol::PresencePeer;
 
-/// Connection state of a [`super::SignallingClient`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Connection state of a [`super::SignallingClient`] (the SDK's
+/// `idle`/`connecting`/`connected`/`reconnecting`/`closed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientState {
     /// Built, never connected.
     Idle,
@@ -19,6 +20,25 @@ pub enum ClientState {
     Closed,
 }
 
+impl ClientState {
+    /// The SDK's name of the state.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for ClientState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A validated `iceServers` entry from `welcome.metadata`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IceServer {
@@ -30,7 +50,7 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
-/// An event from the client.
+/// An event from the client (see [`super::SignallingClient::events`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ClientEvent {
@@ -51,9 +71,10 @@ pub enum ClientEvent {
         /// The whole (connection-private) welcome metadata.
         metadata: Option<Map<String, Value>>,
     },
-    /// The connection ended.
+    /// A connection that had opened ended (also the final event when the
+    /// client gives up or is closed: `will_reconnect` is then false).
     Disconnected {
-        /// Close code (1006 for a transport failure).
+        /// Close code (1006 for a transport failure, 4000 for our inactivity close).
         code: u16,
         /// Close reason.
         reason: String,
@@ -105,12 +126,14 @@ pub enum ClientEvent {
         /// Request id, if any.
         request_id: Option<String>,
     },
-    /// The server is shutting down.
+    /// The server is shutting down; it closes the connection next (1001) and
+    /// the client reconnects with backoff.
     GoingAway {
         /// Suggested delay before reconnecting.
         retry_after_ms: u64,
     },
-    /// The token provider failed this many times in a row.
+    /// The token provider failed this many times in a row while reconnecting
+    /// (emitted from the third consecutive failure on).
     TokenProviderError {
         /// Consecutive failures.
         consecutive_failures: u32,

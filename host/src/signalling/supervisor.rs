@@ -1,0 +1,127 @@
+//! The connection supervisor: one task per `connect()` owning the
+//! connect → reconnect loop. Decisions come from the pure
+//! [`ReconnectPolicy`]; this file only sequences I/O (token provider, one
+//! connection at a time, backoff sleeps) and reports outcomes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{oneshot, watch};
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::ClientError;
+use super::backoff::ReconnectPolicy;
+use super::client::Shared;
+use super::connection;
+use super::events::{ClientEvent, ClientState};
+use super::options::Credential;
+use super::url::{connect_url, scrub};
+
+/// Resolves the first `connect()`: `Ok` after `welcome`, or why it failed.
+pub(crate) type Ready = Option<oneshot::Sender<Result<(), ClientError>>>;
+
+/// Runs the supervisor until the client is closed for good.
+pub(crate) async fn run(shared: Arc<Shared>, ready: oneshot::Sender<Result<(), ClientError>>) {
+    let span = info_span!("signalling", peer = tracing::field::Empty, url = %shared.origin);
+    supervise(&shared, Some(ready)).instrument(span).await;
+    *shared.link.lock() = None;
+    shared.fail_pending(1000);
+    shared.transition(ClientState::Closed);
+    shared.running.store(false, Ordering::Release);
+}
+
+async fn supervise(shared: &Arc<Shared>, mut ready: Ready) {
+    let mut close_rx = shared.close_tx.subscribe();
+    let mut policy = ReconnectPolicy::new(shared.opts.reconnect);
+    loop {
+        if shared.is_explicitly_closed() {
+            return;
+        }
+        shared.transition(policy.attempt_state());
+        let ended = match credential_url(shared).await {
+            Ok(url) => {
+                policy.on_token();
+                connection::run(shared, &url, &mut policy, &mut ready, &mut close_rx).await
+            }
+            Err(reason) => {
+                let outcome = policy.on_token_failure(shared.is_explicitly_closed());
+                warn!(%reason, attempt = policy.attempts(), "token provider failed");
+                if let Some(consecutive_failures) = outcome.report {
+                    shared.emit(ClientEvent::TokenProviderError { consecutive_failures, error: reason.clone() });
+                }
+                if !outcome.retry {
+                    if policy.was_ever_connected() {
+                        // The final signal a disconnect-watching consumer gets.
+                        shared.emit(ClientEvent::Disconnected {
+                            code: policy.last_close_code().unwrap_or(1006),
+                            reason: "token provider failed".into(),
+                            will_reconnect: false,
+                        });
+                    }
+                    resolve(&mut ready, Err(ClientError::TokenProvider { reason }));
+                    return;
+                }
+                backoff(&mut policy, &mut close_rx).await;
+                continue;
+            }
+        };
+        *shared.link.lock() = None;
+        // Fail in-flight requests now rather than after their ack timeout.
+        shared.fail_pending(ended.code);
+        let will_reconnect = policy.on_close(ended.code, shared.is_explicitly_closed());
+        debug!(code = ended.code, reason = %ended.reason, will_reconnect, "connection ended");
+        if ended.opened && policy.was_ever_connected() {
+            shared.emit(ClientEvent::Disconnected { code: ended.code, reason: ended.reason.clone(), will_reconnect });
+        }
+        if shared.is_explicitly_closed() {
+            resolve(&mut ready, Err(ClientError::Closed));
+        }
+        resolve(&mut ready, Err(ClientError::Connect { close_code: ended.code, reason: ended.reason }));
+        if !will_reconnect {
+            return;
+        }
+        shared.transition(ClientState::Reconnecting);
+        backoff(&mut policy, &mut close_rx).await;
+    }
+}
+
+/// Sleeps the next backoff delay (cut short by `close()`).
+async fn backoff(policy: &mut ReconnectPolicy, close_rx: &mut watch::Receiver<bool>) {
+    let delay = policy.next_delay(rand::random::<f64>());
+    debug!(attempt = policy.attempts(), ?delay, "reconnecting after backoff");
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = closed(close_rx) => {}
+    }
+}
+
+fn resolve(ready: &mut Ready, result: Result<(), ClientError>) {
+    if let Some(tx) = ready.take() {
+        let _ = tx.send(result);
+    }
+}
+
+/// Resolves when `close()` was called.
+pub(crate) async fn closed(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|c| *c).await.is_err() {
+        // The sender lives in `Shared`, which outlives this task: unreachable in
+        // practice; never resolve rather than spin.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The connect URL with this attempt's credential (the token provider is
+/// called once per attempt, bounded by its timeout). Errors are scrubbed.
+async fn credential_url(shared: &Shared) -> Result<String, String> {
+    match &shared.opts.credential {
+        Credential::ApiKey(key) => Ok(connect_url(&shared.origin, false, key)),
+        Credential::TokenProvider(provider) => {
+            match tokio::time::timeout(shared.opts.token_provider_timeout, provider.token()).await {
+                Ok(Ok(token)) if !token.is_empty() => Ok(connect_url(&shared.origin, true, &token)),
+                Ok(Ok(_)) => Err("token provider returned an empty token".into()),
+                Ok(Err(e)) => Err(scrub(&format!("token provider failed: {e}"))),
+                Err(_) => Err(format!("token provider timed out after {:?}", shared.opts.token_provider_timeout)),
+            }
+        }
+    }
+}
