@@ -434,6 +434,49 @@ async fn bad_keys_and_bad_tokens_close_with_4001() {
     server.shutdown().await;
 }
 
+/// Signs arbitrary `claims` with the dev secret key (HS256, right `kid`).
+fn signed(server: &TestServer, claims: &Value) -> String {
+    let key = &server.config.secret_keys[0];
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(key.id.clone());
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_secret(key.secret.as_bytes()))
+        .expect("encode")
+}
+
+#[tokio::test]
+async fn correctly_signed_tokens_with_hostile_claims_are_refused() {
+    let server = TestServer::start().await;
+    let mut bystander = bystander(&server).await;
+    let exp = now_secs() + 60;
+    for (claims, code) in [
+        (json!({"sub": "p"}), 4001),
+        (json!({"exp": exp}), 4001),
+        (json!({"sub": "p", "exp": "soon"}), 4001),
+        (json!({"sub": 7, "exp": exp}), 4001),
+        (json!({"sub": "", "exp": exp}), 4001),
+        (json!({"sub": "p".repeat(129), "exp": exp}), 4001),
+        (json!({"sub": "a\nb", "exp": exp}), 4001),
+        (json!({"sub": "p", "exp": exp, "permissions": ["fly"]}), 4001),
+        (json!({"sub": "p", "exp": exp, "channels": ["a*b"]}), 4001),
+        (json!({"sub": "p", "exp": exp, "peerMetadata": {"blob": "b".repeat(5_000)}}), 4001),
+        (json!({"sub": "p", "exp": exp, "metadata": {"blob": "b".repeat(9_000)}}), 4001),
+        (json!({"sub": "p", "exp": exp, "peerMetadata": [1]}), 4001),
+        (json!({"sub": "p", "exp": exp, "channels": []}), 4003),
+        (json!({"sub": "p", "exp": i64::MIN}), 4001),
+        (json!({"sub": "p", "exp": 1}), 4002),
+    ] {
+        let token = signed(&server, &claims);
+        let mut ws = open(&server, &format!("token={token}"), None).await.expect("handshake");
+        expect_close(&mut ws, code).await;
+    }
+    // A far-future expiry is not a reason to fall over.
+    let forever = signed(&server, &json!({"sub": "forever", "exp": i64::MAX / 1000}));
+    let mut c = Raw::connect_query(&server, &format!("token={forever}")).await;
+    c.subscribe("room").await;
+    assert_healthy(&server, &mut bystander).await;
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_expired_token_closes_with_4002_and_a_valid_one_connects() {
     let server = TestServer::start().await;
@@ -720,6 +763,20 @@ async fn rest_publish_reaches_subscribers_and_peers_lists_them() {
     ] {
         let (status, r) = post(&server, "/v1/channels/news/publish", &body).await;
         assert_eq!((status, r["error"].as_str()), (400, Some(code)), "{body}");
+    }
+    // The WebSocket's nesting cap (what receiving SDKs can parse) holds here too.
+    for depth in [65, 100, 5_000] {
+        let body = format!("{{\"data\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+        let (http, base, auth) = rest(&server);
+        let r = http
+            .post(format!("{base}/v1/channels/news/publish"))
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 400, "data nested {depth} deep");
     }
     let (status, r) = post(&server, "/v1/channels/_metered%2Fx/publish", &json!({"data": 1})).await;
     assert_eq!((status, r["error"].as_str()), (400, Some("channel_reserved")));

@@ -91,7 +91,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 pub const MAX_DATA_DEPTH: usize = 64;
 
 /// Maximum array/object nesting of a valid JSON text, counted without recursion.
-fn nesting_depth(json: &str) -> usize {
+pub(crate) fn nesting_depth(json: &str) -> usize {
     let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for b in json.bytes() {
         if in_string {

@@ -17,6 +17,8 @@ mod rtc;
 mod server_frame;
 mod validate;
 
+pub use client_frame::MAX_DATA_DEPTH;
+pub(crate) use client_frame::nesting_depth;
 pub use client_frame::{ClientFrame, ClientRequest, FrameError};
 pub use codes::{CloseCode, ErrorCode};
 pub use limits::{MAX_CHANNEL_BYTES, MAX_PEER_ID_BYTES, MAX_REQUEST_ID_BYTES, RESERVED_CHANNEL_PREFIXES};

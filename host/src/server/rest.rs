@@ -16,7 +16,7 @@ use super::App;
 use super::auth::{Action, ChannelPattern, MintError, TokenRequest, mint_token};
 use super::config::SecretKey;
 use super::connection::now_ms;
-use crate::protocol::{is_reserved_channel, validate_channel};
+use crate::protocol::{MAX_DATA_DEPTH, is_reserved_channel, nesting_depth, validate_channel};
 
 /// A REST error: `{"error": code, "message": text}`.
 pub(crate) struct ApiError {
@@ -150,6 +150,9 @@ pub(crate) async fn publish(
     }
     let body: PublishBody = read_json(&app, body).await?;
     let data = body.data.ok_or_else(|| ApiError::bad("data is required"))?;
+    if nesting_depth(data.get()) > MAX_DATA_DEPTH {
+        return Err(ApiError::bad(format!("data is nested deeper than {MAX_DATA_DEPTH} levels")));
+    }
     let from = body.from.unwrap_or_else(|| "server".to_owned());
     crate::protocol::validate_peer_id(&from).map_err(|e| ApiError::bad(format!("from: {e}")))?;
     let delivered = app.hub.publish_from_backend(&key.tenant, &channel, &from, &data);
