@@ -131,11 +131,14 @@ pub(crate) async fn run(
             }
         }
     };
-    // Stop accepting requests on this socket before the close handshake.
+    // Stop accepting requests on this socket and fail the in-flight ones now,
+    // not after the close handshake.
     *shared.link.lock() = None;
-    let flush = async {
+    shared.fail_pending(code);
+    let close_reason = reason.clone();
+    let flush = async move {
         if let Some(ours) = we_close {
-            let frame = CloseFrame { code: WsCloseCode::from(ours), reason: reason.clone().into() };
+            let frame = CloseFrame { code: WsCloseCode::from(ours), reason: close_reason.into() };
             let _ = sink.send(Message::Close(Some(frame))).await;
         } else {
             // Sends tungstenite's queued answer to the server's close.
@@ -143,7 +146,14 @@ pub(crate) async fn run(
         }
         while stream.next().await.is_some() {}
     };
-    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
+    let flush = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush);
+    if we_close == Some(1000) {
+        // `close()` (or no welcome): finish the handshake before returning.
+        let _ = flush.await;
+    } else {
+        // Don't delay the reconnect on a server that may be gone.
+        tokio::spawn(flush.in_current_span());
+    }
     Ended { code, reason, opened: true }
 }
 

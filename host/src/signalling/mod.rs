@@ -74,6 +74,9 @@ mod supervisor;
 mod url;
 mod watchdog;
 
+#[cfg(test)]
+mod tests;
+
 pub use client::SignallingClient;
 pub use error::{ClientError, ConfigError};
 pub use events::{ClientEvent, ClientState, IceServer};

@@ -23,25 +23,30 @@ pub(crate) type Ready = Option<oneshot::Sender<Result<(), ClientError>>>;
 /// Runs the supervisor until the client is closed for good.
 pub(crate) async fn run(shared: Arc<Shared>, ready: oneshot::Sender<Result<(), ClientError>>) {
     let span = info_span!("signalling", peer = tracing::field::Empty, url = %shared.origin);
-    supervise(&shared, Some(ready)).instrument(span).await;
+    let mut ready = Some(ready);
+    let failure = supervise(&shared, &mut ready).instrument(span).await;
     *shared.link.lock() = None;
     shared.fail_pending(1000);
     shared.transition(ClientState::Closed);
     shared.running.store(false, Ordering::Release);
+    // Last, so a caller seeing the error also sees `Closed` (and may connect again).
+    resolve(&mut ready, Err(failure));
 }
 
-async fn supervise(shared: &Arc<Shared>, mut ready: Ready) {
+/// The connect → reconnect loop; returns why the first `connect()` failed if
+/// it never succeeded.
+async fn supervise(shared: &Arc<Shared>, ready: &mut Ready) -> ClientError {
     let mut close_rx = shared.close_tx.subscribe();
     let mut policy = ReconnectPolicy::new(shared.opts.reconnect);
     loop {
         if shared.is_explicitly_closed() {
-            return;
+            return ClientError::Closed;
         }
         shared.transition(policy.attempt_state());
         let ended = match credential_url(shared).await {
             Ok(url) => {
                 policy.on_token();
-                connection::run(shared, &url, &mut policy, &mut ready, &mut close_rx).await
+                connection::run(shared, &url, &mut policy, ready, &mut close_rx).await
             }
             Err(reason) => {
                 let outcome = policy.on_token_failure(shared.is_explicitly_closed());
@@ -58,8 +63,7 @@ async fn supervise(shared: &Arc<Shared>, mut ready: Ready) {
                             will_reconnect: false,
                         });
                     }
-                    resolve(&mut ready, Err(ClientError::TokenProvider { reason }));
-                    return;
+                    return ClientError::TokenProvider { reason };
                 }
                 backoff(&mut policy, &mut close_rx).await;
                 continue;
@@ -73,12 +77,12 @@ async fn supervise(shared: &Arc<Shared>, mut ready: Ready) {
         if ended.opened && policy.was_ever_connected() {
             shared.emit(ClientEvent::Disconnected { code: ended.code, reason: ended.reason.clone(), will_reconnect });
         }
-        if shared.is_explicitly_closed() {
-            resolve(&mut ready, Err(ClientError::Closed));
-        }
-        resolve(&mut ready, Err(ClientError::Connect { close_code: ended.code, reason: ended.reason }));
         if !will_reconnect {
-            return;
+            return if shared.is_explicitly_closed() {
+                ClientError::Closed
+            } else {
+                ClientError::Connect { close_code: ended.code, reason: ended.reason }
+            };
         }
         shared.transition(ClientState::Reconnecting);
         backoff(&mut policy, &mut close_rx).await;
