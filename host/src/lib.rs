@@ -55,5 +55,7 @@ pub mod signalling;
 pub mod audio;
 #[cfg(feature = "media")]
 pub mod media;
+#[cfg(feature = "webrtc")]
+pub mod peer;
 #[cfg(feature = "runtime")]
 pub mod runtime;
