@@ -58,6 +58,11 @@ pub(crate) async fn run(
     close_rx: &mut watch::Receiver<bool>,
 ) -> Ended {
     debug!(url = %scrub(url), attempt = policy.attempts(), "opening socket");
+    if url.starts_with("wss:") {
+        // tungstenite builds its rustls config from the process default provider;
+        // install ring unless the application installed one (then this is a no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let config =
         WebSocketConfig::default().max_message_size(Some(MAX_INBOUND_FRAME)).max_frame_size(Some(MAX_INBOUND_FRAME));
     let connect = tokio::time::timeout(

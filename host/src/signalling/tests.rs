@@ -366,6 +366,11 @@ async fn welcome_timeout_and_refused_handshakes_fail_connect() {
     // Nothing listens here any more: transport failure, 1006.
     let port_gone = SignallingClient::connect_with(options(&fake).url("ws://127.0.0.1:9")).await.unwrap_err();
     assert!(matches!(port_gone, ClientError::Connect { close_code: 1006, .. }), "{port_gone:?}");
+    // wss: to a plain-ws server: the TLS handshake fails cleanly.
+    let wss = fake.url.replace("ws://", "wss://");
+    let tls = tokio::spawn(SignallingClient::connect_with(options(&fake).url(wss)));
+    let tls = within("wss connect", tls).await.unwrap().unwrap_err();
+    assert!(matches!(tls, ClientError::Connect { close_code: 1006, .. }), "{tls:?}");
 }
 
 #[tokio::test]
