@@ -317,3 +317,53 @@ async fn heartbeat_keeps_an_idle_connection_alive() {
     c.close().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn welcome_fields_and_concurrent_requests_from_clones() {
+    let server = TestServer::start().await;
+    let c = SignallingClient::new(ClientOptions::with_api_key(server.key()).url(server.base_url())).unwrap();
+    let mut events = c.events();
+    assert_eq!(c.state(), ClientState::Idle);
+    within("connect", c.connect()).await.unwrap();
+    let (peer, server_time, expires_at, is_reconnect, max) = next(&mut events, "connected", |e| match e {
+        ClientEvent::Connected { peer_id, server_time, expires_at, is_reconnect, max_message_size, .. } => {
+            Some((peer_id, server_time, expires_at, is_reconnect, max_message_size))
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(Some(peer), c.peer_id());
+    assert!((server_time - e2e_support::now_secs() * 1000).abs() < 60_000, "{server_time}");
+    assert_eq!((expires_at, is_reconnect, max), (None, false, 65536), "a key does not expire");
+    let (listener, mut l_events) = client(&server).await;
+    listener.subscribe("fan").await.unwrap();
+    c.subscribe("fan").await.unwrap();
+    // The MeteredPeer pattern: many tasks sending through clones of one client.
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let c = c.clone();
+            tokio::spawn(async move { c.publish("fan", json!({"n": n})).await })
+        })
+        .collect();
+    for t in tasks {
+        within("publish", t).await.unwrap().unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 20 {
+        let (n, meta) = next(&mut l_events, "fan-out", |e| match e {
+            ClientEvent::Message { data, sender_metadata, .. } => Some((data["n"].as_u64(), sender_metadata)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(meta, None, "no sender metadata without include_sender_metadata");
+        seen.insert(n.unwrap());
+    }
+    c.unsubscribe("fan").await.unwrap();
+    assert!(c.subscriptions().is_empty());
+    c.close().await;
+    c.close().await; // idempotent
+    assert_eq!(c.state(), ClientState::Closed);
+    assert_eq!(c.publish("fan", json!(1)).await, Err(ClientError::NotConnected));
+    listener.close().await;
+    server.shutdown().await;
+}
