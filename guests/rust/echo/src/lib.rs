@@ -2,7 +2,8 @@
 //! track, and plays back the first remote audio track it receives, frame for
 //! frame.
 //!
-//! Config (JSON): `{"channel": "room-1"}` (default channel: `"echo"`).
+//! Config (JSON): `{"channel": "room-1", "buffer": 1.0}` (defaults: channel
+//! `"echo"`, at most 1 s buffered before `push` blocks).
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -28,7 +29,7 @@ impl exports::metered::realtime::run::Guest for Echo {
         let source = AudioSource::create(Options {
             input_rate: 48_000,
             input_layout: InputLayout::Stereo,
-            max_buffered_seconds: 1.0,
+            max_buffered_seconds: config["buffer"].as_f64().unwrap_or(1.0),
         })
         .map_err(|e| format!("audio source: {e:?}"))?;
         room.add_track(&source.track(), "echo", r#"{"role":"echo","label":"Echo"}"#)
