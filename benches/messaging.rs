@@ -100,7 +100,7 @@ impl ServerProcess {
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         SERVER_PID.store(child.id(), Ordering::Relaxed);
         let mut server = Self { child, addr: String::new(), dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(a) = std::fs::read_to_string(&ready)
                 && !a.trim().is_empty()
@@ -124,6 +124,12 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // SIGTERM first (graceful shutdown, lets profilers write their data), then SIGKILL.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         SERVER_PID.store(0, Ordering::Relaxed);
@@ -165,7 +171,7 @@ fn raise_fd_limit() -> u64 {
         }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// The `metered` binary: `METERED_BIN`, else built next to this bench.
@@ -212,13 +218,19 @@ fn cpu_ticks(pid: &str) -> u64 {
 /// Busy ticks of the whole machine (all cores).
 fn machine_busy_ticks() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     let total: u64 = v.iter().take(8).sum();
     total - v.get(3).copied().unwrap_or(0) - v.get(4).copied().unwrap_or(0)
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// CPU use (in cores) of the server, this load generator and everything else
@@ -300,7 +312,11 @@ impl RawWs {
             }
             assert!(ws.fill().await, "connection closed during handshake");
         };
-        assert!(ws.buf.starts_with(b"HTTP/1.1 101"), "handshake refused: {}", String::from_utf8_lossy(&ws.buf[..head_end]));
+        assert!(
+            ws.buf.starts_with(b"HTTP/1.1 101"),
+            "handshake refused: {}",
+            String::from_utf8_lossy(&ws.buf[..head_end])
+        );
         ws.start = head_end;
         let welcome = ws.next_text().await.expect("welcome");
         assert!(welcome.starts_with(br#"{"type":"welcome""#), "expected welcome");
@@ -400,11 +416,7 @@ fn is_message(t: &[u8]) -> bool {
 }
 
 async fn subscribers(addr: &str, channel: &str, n: usize) -> Vec<RawWs> {
-    futures_util::stream::iter(0..n)
-        .map(|_| RawWs::subscriber(addr, channel))
-        .buffered(32)
-        .collect()
-        .await
+    futures_util::stream::iter(0..n).map(|_| RawWs::subscriber(addr, channel)).buffered(32).collect().await
 }
 
 // ------------------------------------------------------------------ phases --
@@ -571,7 +583,9 @@ async fn latency(server: &ServerProcess, subs: usize, rate: u64, secs: Duration)
         "deliveries_per_sec": (all.len() as f64 / elapsed).round(),
         "received_fraction": round3(all.len() as f64 / expected.max(1) as f64),
         "samples": all.len(),
+        "p10_ms": percentile_ms(&all, 0.10),
         "p50_ms": percentile_ms(&all, 0.50),
+        "p90_ms": percentile_ms(&all, 0.90),
         "p99_ms": percentile_ms(&all, 0.99),
         "max_ms": all.last().map(|v| round3(f64::from(*v) / 1000.0)),
         "stuck_readers": stuck,
@@ -623,7 +637,11 @@ fn main() {
         }
         std::process::exit(2);
     });
-    let secs = Duration::from_secs(std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 2 } else { 5 }));
+    let secs = Duration::from_secs(std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick {
+        2
+    } else {
+        5
+    }));
     let idle_n = if quick { 1000 } else { 5000.min((fd_limit as usize).saturating_sub(200) / 2) };
     let load_before = loadavg();
     let started = Instant::now();
@@ -646,8 +664,16 @@ fn main() {
             }
         }
         let mut lat = Vec::new();
-        for (subs, rate) in [(1, 1000), (100, 1000), (1000, 100), (1000, 1000)] {
-            if run(&format!("latency-{subs}-{rate}")) {
+        // BENCH_LATENCY=SUBS:RATE,… replaces the latency phases (for profiling).
+        let custom: Option<Vec<(usize, u64)>> = std::env::var("BENCH_LATENCY").ok().map(|v| {
+            v.split(',')
+                .filter_map(|p| p.split_once(':'))
+                .filter_map(|(s, r)| Some((s.trim().parse().ok()?, r.trim().parse().ok()?)))
+                .collect()
+        });
+        let phases = custom.unwrap_or_else(|| vec![(1, 1000), (100, 1000), (1000, 100), (1000, 1000)]);
+        for (subs, rate) in phases {
+            if run(&format!("latency-{subs}-{rate}")) || std::env::var_os("BENCH_LATENCY").is_some() {
                 lat.push(latency(&server, subs, rate, secs).await);
             }
         }

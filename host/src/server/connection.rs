@@ -8,8 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info_span, warn};
@@ -44,8 +43,7 @@ pub(crate) async fn run(
     origin: Option<String>,
     addr: SocketAddr,
 ) {
-    let (sink, stream) = socket.split();
-    let mut io = Io { sink, stream };
+    let mut io = Io { ws: socket };
     let grant = match authenticate(&app, credential) {
         Ok(g) => g,
         Err(e) => {
@@ -113,9 +111,9 @@ fn authenticate(app: &App, credential: Credential) -> Result<Grant, AuthError> {
     }
 }
 
+/// The socket, unsplit: one task reads and writes it (no lock between halves).
 struct Io {
-    sink: SplitSink<WebSocket, Message>,
-    stream: SplitStream<WebSocket>,
+    ws: WebSocket,
 }
 
 impl Io {
@@ -123,9 +121,9 @@ impl Io {
     async fn close(&mut self, code: CloseCode, reason: &str) {
         let reason: String = reason.chars().take(100).collect();
         let frame = CloseFrame { code: code.code(), reason: Utf8Bytes::from(reason) };
-        if self.sink.send(Message::Close(Some(frame))).await.is_ok() {
+        if self.ws.send(Message::Close(Some(frame))).await.is_ok() {
             let _ = tokio::time::timeout(CLOSE_LINGER, async {
-                while let Some(Ok(m)) = self.stream.next().await {
+                while let Some(Ok(m)) = self.ws.recv().await {
                     if matches!(m, Message::Close(_)) {
                         break;
                     }
@@ -163,7 +161,7 @@ impl Connection {
             max_message_size: limits.max_frame_bytes as u64,
             metadata: self.welcome_metadata(),
         };
-        if io.sink.send(Message::Text(frame(&welcome))).await.is_err() {
+        if io.ws.send(Message::Text(frame(&welcome))).await.is_err() {
             return End::TransportError;
         }
         let ping_interval = limits.ping_interval();
@@ -179,22 +177,34 @@ impl Connection {
         tokio::pin!(timer);
         let mut shutdown = self.app.shutdown.clone();
         let control = self.member.handle.control.clone();
+        // Created once, not on every turn of the loop: re-registering with the
+        // Notify and the watch channel per outbound frame is measurable at fan-out.
+        let closing = async {
+            tokio::select! {
+                biased;
+                (code, reason) = control.requested() => Some((code, reason)),
+                _ = shutdown.changed() => None,
+            }
+        };
+        tokio::pin!(closing);
 
         let end = loop {
             tokio::select! {
                 biased;
-                (code, reason) = control.requested() => break End::Closed(code, reason),
-                _ = shutdown.changed() => {
-                    let retry = ServerFrame::GoingAway { retry_after_ms: limits.going_away_retry_ms };
-                    let _ = io.sink.send(Message::Text(frame(&retry))).await;
-                    break End::Closed(CloseCode::GoingAway, "server shutting down");
-                }
+                closing = &mut closing => match closing {
+                    Some((code, reason)) => break End::Closed(code, reason),
+                    None => {
+                        let retry = ServerFrame::GoingAway { retry_after_ms: limits.going_away_retry_ms };
+                        let _ = io.ws.send(Message::Text(frame(&retry))).await;
+                        break End::Closed(CloseCode::GoingAway, "server shutting down");
+                    }
+                },
                 Some(first) = rx.recv() => {
                     if write_batch(io, first, &mut rx).await.is_err() {
                         break End::TransportError;
                     }
                 }
-                inbound = io.stream.next() => {
+                inbound = io.ws.recv() => {
                     last_inbound = tokio::time::Instant::now();
                     pinged = false;
                     match inbound {
@@ -234,7 +244,7 @@ impl Connection {
                     }
                     if silent >= ping_interval && !pinged {
                         pinged = true;
-                        if io.sink.send(Message::Ping(Default::default())).await.is_err() {
+                        if io.ws.send(Message::Ping(Default::default())).await.is_err() {
                             break End::TransportError;
                         }
                     }
@@ -249,7 +259,7 @@ impl Connection {
         if let End::Closed(code, reason) = &end {
             // Flush what is queued (acks, a final error) before closing.
             while let Ok(f) = rx.try_recv() {
-                if io.sink.feed(Message::Text(f)).await.is_err() {
+                if io.ws.feed(Message::Text(f)).await.is_err() {
                     break;
                 }
             }
@@ -393,18 +403,18 @@ fn code_message(code: ErrorCode) -> &'static str {
 }
 
 async fn write_batch(io: &mut Io, first: Utf8Bytes, rx: &mut mpsc::Receiver<Utf8Bytes>) -> Result<(), axum::Error> {
-    io.sink.feed(Message::Text(first)).await?;
+    io.ws.feed(Message::Text(first)).await?;
     let mut n = 1;
     while n < WRITE_BATCH {
         match rx.try_recv() {
             Ok(f) => {
-                io.sink.feed(Message::Text(f)).await?;
+                io.ws.feed(Message::Text(f)).await?;
                 n += 1;
             }
             Err(_) => break,
         }
     }
-    io.sink.flush().await
+    io.ws.flush().await
 }
 
 fn is_too_big(e: axum::Error) -> bool {
