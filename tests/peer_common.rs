@@ -16,16 +16,14 @@ use tokio::task::JoinHandle;
 
 /// A peer on the test server, ICE bound to 127.0.0.1.
 pub fn peer(url: &str, key: &str) -> MeteredPeer {
-    MeteredPeer::with_options(
-        PeerOptions::new(ClientOptions::with_api_key(key).url(url)).ice(IcePolicy::LoopbackOnly),
-    )
-    .expect("peer")
+    MeteredPeer::with_options(PeerOptions::new(ClientOptions::with_api_key(key).url(url)).ice(IcePolicy::LoopbackOnly))
+        .expect("peer")
 }
 
 /// An AudioSource fed a continuous 16 kHz sine; the feeder stops when the handle is aborted.
 pub fn tone(freq: f64, amp: f64) -> (AudioSource, JoinHandle<()>) {
-    let source = AudioSource::new(AudioSourceOptions { max_buffered_seconds: 0.2, ..Default::default() })
-        .expect("source");
+    let source =
+        AudioSource::new(AudioSourceOptions { max_buffered_seconds: 0.2, ..Default::default() }).expect("source");
     let s = source.clone();
     let feeder = tokio::spawn(async move {
         let mut n: u64 = 0;

@@ -33,7 +33,10 @@ struct Room {
 }
 
 async fn room(mode: &str) -> Room {
-    assert!(e2e_support::python_sdk_available(), "run scripts/setup: the project venv with the official SDK is missing");
+    assert!(
+        e2e_support::python_sdk_available(),
+        "run scripts/setup: the project venv with the official SDK is missing"
+    );
     let server = TestServer::start().await;
     let rust = peer(&server.base_url(), server.key());
     let events = rust.events();

@@ -171,8 +171,11 @@ mod tests {
         }
         assert_eq!(out.len(), pos / FRAME_SAMPLES);
         assert!(out.iter().all(|f| f.samples_per_channel() == Some(FRAME_SAMPLES)));
-        let left: Vec<f64> =
-            out[10..].iter().flat_map(|f| f.to_s16_interleaved().into_iter().step_by(2)).map(|v| f64::from(v) / 32768.0).collect();
+        let left: Vec<f64> = out[10..]
+            .iter()
+            .flat_map(|f| f.to_s16_interleaved().into_iter().step_by(2))
+            .map(|v| f64::from(v) / 32768.0)
+            .collect();
         let freq = tone_frequency(&left, 48_000.0);
         assert!((freq - 440.0).abs() < 5.0, "{freq}");
         let level = rms_dbfs(&left);

@@ -339,7 +339,10 @@ impl Driver {
             Recovery::RebuildAt(t) => self.recovery_at = Some(t),
             Recovery::GiveUp => self.remote.emit(PeerEvent::NegotiationError {
                 peer: self.remote.clone(),
-                error: PeerError::Rtc(format!("ICE recovery gave up after {} attempts", super::negotiation::MAX_REBUILD_ATTEMPTS)),
+                error: PeerError::Rtc(format!(
+                    "ICE recovery gave up after {} attempts",
+                    super::negotiation::MAX_REBUILD_ATTEMPTS
+                )),
             }),
             Recovery::Done => {}
         }

@@ -162,7 +162,9 @@ impl std::fmt::Debug for PeerEvent {
             PeerEvent::StateChange { from, to } => write!(f, "StateChange({from:?} -> {to:?})"),
             PeerEvent::PeerJoined { peer } => write!(f, "PeerJoined({})", peer.id()),
             PeerEvent::PeerLeft { peer } => write!(f, "PeerLeft({})", peer.id()),
-            PeerEvent::PeerStateChange { peer, from, to } => write!(f, "PeerStateChange({}, {from:?} -> {to:?})", peer.id()),
+            PeerEvent::PeerStateChange { peer, from, to } => {
+                write!(f, "PeerStateChange({}, {from:?} -> {to:?})", peer.id())
+            }
             PeerEvent::Track { peer, track, streams, metadata } => write!(
                 f,
                 "Track({}, {}, streams {:?}, {:?})",

@@ -471,13 +471,8 @@ impl MeteredPeer {
         }
         let stream_id = stream.map_or_else(|| MediaStream::new().id().to_owned(), |s| s.id().to_owned());
         let local = Arc::new(LocalTrack::start(track.clone(), &stream_id)?);
-        let tracked = Tracked {
-            wire_id: track.id().to_owned(),
-            source: track,
-            stream: stream.cloned(),
-            metadata,
-            local,
-        };
+        let tracked =
+            Tracked { wire_id: track.id().to_owned(), source: track, stream: stream.cloned(), metadata, local };
         let meta = tracked.meta_message();
         let (key, rtp) = (tracked.wire_id.clone(), tracked.local.rtp.clone());
         st.tracked.push(tracked);

@@ -343,7 +343,10 @@ mod tests {
         let mut pol = Negotiator::new(true);
         assert_eq!(pol.remote_offer(&sdp("a"), false, false, t0), RemoteOffer::RebuildThenApply);
         assert_eq!(pol.remote_offer(&sdp("a"), false, false, t0 + Duration::from_secs(1)), RemoteOffer::DropCooldown);
-        assert_eq!(pol.remote_offer(&sdp("a"), false, false, t0 + Duration::from_secs(3)), RemoteOffer::RebuildThenApply);
+        assert_eq!(
+            pol.remote_offer(&sdp("a"), false, false, t0 + Duration::from_secs(3)),
+            RemoteOffer::RebuildThenApply
+        );
     }
 
     #[test]

@@ -252,10 +252,8 @@ impl RemotePeer {
             book.live.clear();
         }
         let first = !book.live.contains_key(stream_id);
-        let entry = book
-            .live
-            .entry(stream_id.to_owned())
-            .or_insert_with(|| (MediaStream::with_id(stream_id), HashSet::new()));
+        let entry =
+            book.live.entry(stream_id.to_owned()).or_insert_with(|| (MediaStream::with_id(stream_id), HashSet::new()));
         entry.0.add_track(track.clone());
         entry.1.insert(track.id().to_owned());
         Some((entry.0.clone(), first))

@@ -142,16 +142,14 @@ impl Inner {
             let client = self.client.clone();
             tokio::spawn(async move { client.close().await });
         }
-        self.teardown(Some(if reason.is_empty() { format!("disconnected (code {code})") } else { reason }))
-            .await;
+        self.teardown(Some(if reason.is_empty() { format!("disconnected (code {code})") } else { reason })).await;
     }
 
     /// The first presence after a reconnect is the channel's full roster.
     async fn reconcile(&self, joined: Vec<PresencePeer>) {
         let me = self.st.lock().peer_id.clone();
         let ids: Vec<&str> = joined.iter().map(|p| p.peer_id.as_str()).filter(|p| Some(*p) != me.as_deref()).collect();
-        let gone: Vec<String> =
-            self.st.lock().peers.keys().filter(|k| !ids.contains(&k.as_str())).cloned().collect();
+        let gone: Vec<String> = self.st.lock().peers.keys().filter(|k| !ids.contains(&k.as_str())).cloned().collect();
         for id in gone {
             self.remove_peer(&id).await;
         }

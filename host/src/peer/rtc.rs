@@ -270,7 +270,10 @@ impl Pc {
     pub(crate) async fn local_media_unsatisfied(&self) -> bool {
         for t in self.pc.get_transceivers().await {
             if t.sender().await.track().await.is_some()
-                && !matches!(t.current_direction(), RTCRtpTransceiverDirection::Sendrecv | RTCRtpTransceiverDirection::Sendonly)
+                && !matches!(
+                    t.current_direction(),
+                    RTCRtpTransceiverDirection::Sendrecv | RTCRtpTransceiverDirection::Sendonly
+                )
             {
                 return true;
             }

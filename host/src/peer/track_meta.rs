@@ -103,7 +103,7 @@ impl InboundTrackMeta {
         let mut candidates = self.entries.iter().filter(|e| {
             e.stream_id.as_deref() == Some(stream_id)
                 && e.kind.as_deref() == Some(keys.kind)
-                && !keys.signalled_track_ids.iter().any(|t| *t == e.track_id)
+                && !keys.signalled_track_ids.contains(&e.track_id)
         });
         let first = candidates.next()?;
         if candidates.any(|c| c.metadata != first.metadata) {
