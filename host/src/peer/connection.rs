@@ -137,7 +137,7 @@ impl Driver {
         for i in 0..self.tracks.len() {
             self.attach(i).await;
         }
-        let mut offer_wait: Option<Instant> = None;
+        let mut offer_wait = self.drive().await;
         let closer = loop {
             let wake = [offer_wait, self.recovery_at, self.probe_at].into_iter().flatten().min();
             tokio::select! {
