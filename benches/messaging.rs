@@ -677,8 +677,17 @@ fn main() {
                 lat.push(latency(&server, subs, rate, secs).await);
             }
         }
+        let best_fanout = fan.iter().filter_map(|f| f["delivered_per_sec"].as_f64()).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        let p99_1000 = lat.iter().find(|l| l["subscribers"] == 1000 && l["target_publishes_per_sec"] == 1000).and_then(|l| l["p99_ms"].as_f64());
+        let idle_kib = mem["kib_per_idle_connection"].as_f64();
+        let goals = json!({
+            "fanout_delivered_per_sec_at_least_200k": best_fanout.map(|v| v >= 200_000.0),
+            "p99_under_5ms_at_1000_subscribers_1000_publishes_per_sec": p99_1000.map(|v| v < 5.0),
+            "idle_connection_under_50_kib": idle_kib.map(|v| v < 50.0),
+        });
         json!({
             "bench": "messaging",
+            "goals": goals,
             "quick": quick,
             "server": format!("{} serve --config <generated>", bin.display()),
             "server_config": {"limits": LIMITS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(), "log": std::env::var("METERED_LOG").unwrap_or_else(|_| "warn".into())},
