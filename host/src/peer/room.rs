@@ -20,6 +20,20 @@ const FATAL_SERVER_ERRORS: [&str; 5] =
     ["account_suspended", "channel_not_authorized", "action_not_permitted", "invalid_token", "token_expired"];
 const FATAL_CLOSE_CODES: [u16; 5] = [4001, 4002, 4003, 4012, 4020];
 
+/// Whether a payload has the SDKs' rtc-signal shape (`is_rtc_signal` in the
+/// Python SDK): such payloads are routed to the connection, never surfaced.
+fn signal_shaped(data: &Value) -> bool {
+    let Some(obj) = data.as_object() else { return false };
+    match obj.get("type").and_then(Value::as_str) {
+        Some("rtc-ice") => matches!(obj.get("candidate"), Some(Value::Null | Value::Object(_))),
+        Some("rtc-description") => obj.get("description").and_then(Value::as_object).is_some_and(|d| {
+            matches!(d.get("type").and_then(Value::as_str), Some("offer" | "answer"))
+                && d.get("sdp").is_some_and(Value::is_string)
+        }),
+        _ => false,
+    }
+}
+
 impl Inner {
     pub(crate) async fn on_client_event(&self, ev: ClientEvent) {
         match ev {
@@ -99,6 +113,11 @@ impl Inner {
         };
         if let Some(signal) = RtcSignal::parse(&data) {
             conn.send(Command::Signal(signal));
+            return;
+        }
+        if signal_shaped(&data) {
+            // An rtc signal our parser refuses (over a cap): dropped, never data.
+            tracing::debug!(target: "metered_realtime::peer", from = %sender, "dropping a malformed rtc signal");
             return;
         }
         if TrackMeta::is_reserved(&data) {
