@@ -204,6 +204,11 @@ impl AgentHandle {
         self.stop.notify_one();
     }
 
+    /// Whether the agent has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Waits for the agent to end.
     pub async fn join(self) -> AgentReport {
         let id = self.id.clone();
