@@ -18,6 +18,14 @@
     feature = "media",
     doc = "- [`media`] / [`audio`] — frames, tracks, `MediaStream`, `StreamMetadata`, `AudioSource`, `iter_frames`."
 )]
+#![cfg_attr(
+    feature = "webrtc",
+    doc = "- [`peer`] — `MeteredPeer`: WebRTC rooms (Opus) on the `SignallingClient`, interoperable with the official SDKs."
+)]
+#![cfg_attr(
+    feature = "runtime",
+    doc = "- [`runtime`] — the wasmtime host of `metered:realtime` guest components, per-agent limits, offline harness."
+)]
 //!
 //! ## Cargo features
 //!
@@ -25,6 +33,7 @@
 //! |---|---|---|
 //! | *(none)* | — | messaging service, `SignallingClient`, `metered serve` / `metered token` |
 //! | `media` | yes | frames, tracks, `MediaStream`, `StreamMetadata`, `AudioSource` (rubato) |
+//! | `webrtc` | no | `peer::MeteredPeer` (webrtc-rs 0.17, Opus via libopus) |
 //! | `runtime` | no | `runtime`: the wasmtime agent runtime for `metered:realtime` guests (`wit/`), offline harness |
 //!
 //! `cargo build --no-default-features` is the messaging-only build: it pulls in
