@@ -648,7 +648,12 @@ fn main() {
     // BENCH_ONLY=idle,fanout-1000,latency-1000-1000 runs only the named phases.
     let only = std::env::var("BENCH_ONLY").ok();
     let run = |phase: &str| only.as_deref().is_none_or(|o| o.split(',').any(|p| p.trim() == phase));
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // Load generator threads (BENCH_CLIENT_THREADS; default: one per core).
+    let client_threads = std::env::var("BENCH_CLIENT_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(client_threads).enable_all().build().unwrap();
     let result = rt.block_on(async {
         let mem = if run("idle") {
             let server = ServerProcess::start(&bin);
@@ -693,6 +698,7 @@ fn main() {
             "server_config": {"limits": LIMITS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(), "log": std::env::var("METERED_LOG").unwrap_or_else(|_| "warn".into())},
             "machine": {
                 "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+                "load_generator_threads": client_threads,
                 "note": "server and load generator share these cores (and with whatever else runs: see cpu.other_processes_cores)",
                 "loadavg_before": load_before,
                 "loadavg_after": loadavg(),
