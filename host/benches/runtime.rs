@@ -20,7 +20,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use metered_realtime::audio::{AudioSource, AudioSourceOptions, InputLayout, PacingTimer};
-use metered_realtime::media::{AudioFrame, ChannelLayout, Frame, MediaKind, MediaStreamTrack, StreamMetadata, TrackEnded};
+use metered_realtime::media::{
+    AudioFrame, ChannelLayout, Frame, MediaKind, MediaStreamTrack, StreamMetadata, TrackEnded,
+};
 use metered_realtime::runtime::{
     AgentExit, AgentInfo, AgentSpec, BoxFuture, RoomError, RoomEvent, RoomHost, RoomSession, Runtime, RuntimeConfig,
 };
@@ -32,7 +34,8 @@ fn repo() -> PathBuf {
 }
 
 fn guest(name: &str) -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from).join("guests");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from).join("guests");
     let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(repo().join("guests/rust/Cargo.toml"))
@@ -188,7 +191,10 @@ impl RoomSession for BenchSession {
     }
 }
 
-fn room(track: Arc<dyn MediaStreamTrack>, sink: impl Fn(Arc<dyn MediaStreamTrack>) + Send + Sync + 'static) -> Arc<Joined> {
+fn room(
+    track: Arc<dyn MediaStreamTrack>,
+    sink: impl Fn(Arc<dyn MediaStreamTrack>) + Send + Sync + 'static,
+) -> Arc<Joined> {
     Arc::new(Joined(Arc::new(BenchRoom { track: Mutex::new(Some(track)), sink: Box::new(sink) })))
 }
 

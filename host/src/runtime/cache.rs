@@ -34,14 +34,19 @@ impl ComponentCache {
         engine.precompile_compatibility_hash().hash(&mut h);
         env!("CARGO_PKG_VERSION").hash(&mut h);
         if let CacheConfig::Dir(dir) = &config {
-            std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| RuntimeError::Io { path: dir.display().to_string(), source })?;
         }
         Ok(Self { config, engine_key: h.finish(), memory: Mutex::default() })
     }
 
     /// The compiled component for `bytes`: from memory, from disk, or compiled
     /// (and then stored).
-    pub(crate) fn get_or_compile(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, ComponentHash), RuntimeError> {
+    pub(crate) fn get_or_compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> Result<(Component, ComponentHash), RuntimeError> {
         let hash: ComponentHash = Sha256::digest(bytes).into();
         if let Some(c) = self.memory.lock().get(&hash) {
             return Ok((c.clone(), hash));

@@ -179,7 +179,8 @@ impl Runtime {
     /// Reads and loads an agent component file.
     pub fn load_agent_file(&self, path: impl AsRef<std::path::Path>) -> Result<AgentComponent, RuntimeError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io { path: path.display().to_string(), source })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| RuntimeError::Io { path: path.display().to_string(), source })?;
         self.load_agent(&bytes)
     }
 

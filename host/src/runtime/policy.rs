@@ -55,7 +55,14 @@ impl PolicyComponent {
     pub async fn instantiate(&self) -> Result<PolicyInstance, RuntimeError> {
         let agent = AgentInfo { id: self.inner.agent_id("policy") };
         let budget = self.inner.limits.policy_call_budget;
-        let state = GuestState::new(agent, self.inner.limits.clone(), self.inner.ticks(budget), Arc::new(NoRoom), None, PacingTimer::Precise);
+        let state = GuestState::new(
+            agent,
+            self.inner.limits.clone(),
+            self.inner.ticks(budget),
+            Arc::new(NoRoom),
+            None,
+            PacingTimer::Precise,
+        );
         let (mut store, live) = self.inner.new_store(state, budget);
         let instance =
             self.pre.instantiate_async(&mut store).await.map_err(|e| RuntimeError::Instantiate(format!("{e:?}")))?;

@@ -9,11 +9,11 @@ use wasmtime::{ResourceLimiter, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::config::AgentLimits;
-use crate::audio::PacingTimer;
 use super::exit::AgentExit;
 use super::policy::PolicyGate;
 use super::room::{AgentInfo, RoomHost};
 use super::stdio::GuestOutput;
+use crate::audio::PacingTimer;
 
 /// Counts guest CPU and host calls since the guest last waited.
 ///

@@ -53,7 +53,10 @@ impl HostAudioSource for GuestState {
             return Ok(Err(Error::InvalidArgument(format!("max-buffered-seconds must be in (0, 3600], got {m}"))));
         }
         if !(8_000..=192_000).contains(&options.input_rate) {
-            return Ok(Err(Error::InvalidArgument(format!("input-rate {} is outside 8000..=192000", options.input_rate))));
+            return Ok(Err(Error::InvalidArgument(format!(
+                "input-rate {} is outside 8000..=192000",
+                options.input_rate
+            ))));
         }
         let opts = AudioSourceOptions {
             input_rate: options.input_rate,
@@ -83,7 +86,11 @@ impl HostAudioSource for GuestState {
         Ok(Ok(()))
     }
 
-    async fn push_frame(&mut self, this: Resource<SourceRep>, frame: WitAudioFrame) -> wasmtime::Result<Result<(), Error>> {
+    async fn push_frame(
+        &mut self,
+        this: Resource<SourceRep>,
+        frame: WitAudioFrame,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let source = match self.pushable(&this, frame.samples.len())? {
             Ok(source) => source,
             Err(e) => return Ok(Err(e)),

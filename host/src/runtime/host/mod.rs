@@ -28,7 +28,9 @@ impl HasData for Io {
 pub(crate) fn add_wasi(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
     use wasmtime_wasi::{cli::WasiCli, clocks::WasiClocks, filesystem::WasiFilesystem, random::WasiRandom};
-    use wasmtime_wasi::{cli::WasiCliView, clocks::WasiClocksView, filesystem::WasiFilesystemView, random::WasiRandomView};
+    use wasmtime_wasi::{
+        cli::WasiCliView, clocks::WasiClocksView, filesystem::WasiFilesystemView, random::WasiRandomView,
+    };
 
     let l = linker;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<GuestState, Io>(l, |t| &mut t.table)?;

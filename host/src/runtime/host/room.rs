@@ -197,7 +197,10 @@ impl HostRoom for GuestState {
         self.enter()?;
         let cap = self.limits.message_bytes;
         if payload.len() > cap {
-            return Ok(Err(Error::LimitExceeded(format!("payload of {} bytes is over the {cap}-byte cap", payload.len()))));
+            return Ok(Err(Error::LimitExceeded(format!(
+                "payload of {} bytes is over the {cap}-byte cap",
+                payload.len()
+            ))));
         }
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
             return Ok(Err(Error::InvalidArgument(truncate(format!("payload is not JSON: {e}"), 200))));

@@ -35,7 +35,11 @@ pub(crate) fn audio_from_wit(frame: wit::AudioFrame) -> Result<AudioFrame, Strin
     }
     let group = 2 * usize::from(frame.channels);
     if !frame.samples.len().is_multiple_of(group) {
-        return Err(format!("{} bytes is not a whole number of {}-channel s16 samples", frame.samples.len(), frame.channels));
+        return Err(format!(
+            "{} bytes is not a whole number of {}-channel s16 samples",
+            frame.samples.len(),
+            frame.channels
+        ));
     }
     Ok(AudioFrame {
         sample_rate: frame.sample_rate,

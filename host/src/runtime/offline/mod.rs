@@ -119,7 +119,11 @@ impl OfflineRoom {
 }
 
 impl RoomHost for OfflineRoom {
-    fn join<'a>(&'a self, _agent: &'a AgentInfo, _channel: &'a str) -> BoxFuture<'a, Result<Box<dyn RoomSession>, RoomError>> {
+    fn join<'a>(
+        &'a self,
+        _agent: &'a AgentInfo,
+        _channel: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn RoomSession>, RoomError>> {
         Box::pin(async move {
             let source = self.input_track()?;
             source.push(&self.input.to_le_bytes()).await;
@@ -174,7 +178,12 @@ impl RoomSession for OfflineSession {
         "offline-agent"
     }
 
-    fn add_track(&mut self, track: Arc<dyn MediaStreamTrack>, stream_id: &str, metadata: StreamMetadata) -> Result<(), RoomError> {
+    fn add_track(
+        &mut self,
+        track: Arc<dyn MediaStreamTrack>,
+        stream_id: &str,
+        metadata: StreamMetadata,
+    ) -> Result<(), RoomError> {
         if track.kind() != MediaKind::Audio {
             return Err(RoomError::Unsupported("the offline room records audio only".into()));
         }
@@ -234,7 +243,11 @@ pub struct OfflineOptions {
 /// Runs `agent` against `input` in an [`OfflineRoom`] paced by tokio's clock.
 /// Call it inside a runtime with paused time (`start_paused`) for a virtual
 /// clock: the output is then the same on every run.
-pub async fn run_offline(agent: &AgentComponent, input: Pcm, opts: OfflineOptions) -> Result<OfflineOutput, RuntimeError> {
+pub async fn run_offline(
+    agent: &AgentComponent,
+    input: Pcm,
+    opts: OfflineOptions,
+) -> Result<OfflineOutput, RuntimeError> {
     let max_record = Duration::from_secs_f64(input.duration_secs()) + opts.tail.unwrap_or(Duration::from_secs(2));
     let room = Arc::new(OfflineRoom::new(input, PacingTimer::Tokio, max_record));
     let config = if opts.config.trim().is_empty() { "{}".to_owned() } else { opts.config };
@@ -289,15 +302,10 @@ pub fn run_offline_file(
 ) -> Result<AgentExit, OfflineError> {
     let bytes = std::fs::read(input).map_err(io(input))?;
     let pcm = read_wav(&bytes).map_err(|source| OfflineError::Wav { path: input.display().to_string(), source })?;
-    let mut config = RuntimeConfig::default();
-    config.max_agents = 4;
-    let runtime = Runtime::new(config)?;
+    let runtime = Runtime::new(RuntimeConfig { max_agents: 4, ..RuntimeConfig::default() })?;
     let component = runtime.load_agent_file(agent)?;
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .map_err(io(output))?;
+    let tokio =
+        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().map_err(io(output))?;
     let out = tokio.block_on(run_offline(&component, pcm, opts))?;
     let first = out.recordings.into_iter().next().ok_or_else(|| OfflineError::NoOutput(out.exit.clone()))?;
     std::fs::write(output, write_wav(&first.pcm)).map_err(io(output))?;

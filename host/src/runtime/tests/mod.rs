@@ -46,15 +46,12 @@ pub(crate) fn guest(name: &str) -> Vec<u8> {
 
 /// A runtime with a small pool, for tests.
 pub(crate) fn runtime(max_agents: u32) -> Runtime {
-    let mut config = RuntimeConfig::default();
-    config.max_agents = max_agents;
-    Runtime::new(config).expect("runtime")
+    Runtime::new(RuntimeConfig { max_agents, ..RuntimeConfig::default() }).expect("runtime")
 }
 
 /// A runtime with a small pool and adjusted limits.
 pub(crate) fn runtime_with(max_agents: u32, limits: impl FnOnce(&mut AgentLimits)) -> Runtime {
-    let mut config = RuntimeConfig::default();
-    config.max_agents = max_agents;
+    let mut config = RuntimeConfig { max_agents, ..RuntimeConfig::default() };
     limits(&mut config.limits);
     Runtime::new(config).expect("runtime")
 }

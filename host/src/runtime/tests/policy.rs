@@ -57,7 +57,10 @@ async fn a_hostile_policy_fails_closed_every_way() {
     assert_eq!(rt.live_guests(), 0);
     // A benign request to a fresh instance still passes.
     let mut p = policy.instantiate().await.unwrap();
-    assert!(matches!(p.check_inbound("p", "s", MediaKind::Audio, &meta(json!({"role": "a"}))).await, Verdict::Accept(_)));
+    assert!(matches!(
+        p.check_inbound("p", "s", MediaKind::Audio, &meta(json!({"role": "a"}))).await,
+        Verdict::Accept(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
