@@ -91,3 +91,27 @@ fn run_offline_file_writes_the_echo() {
     assert!((f - 300.0).abs() < 2.0, "{f} Hz");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_disk_cache_serves_a_second_runtime_and_survives_corruption() {
+    use crate::runtime::{CacheConfig, Runtime, RuntimeConfig};
+    let dir = std::env::temp_dir().join(format!("metered-cache-{}", std::process::id()));
+    let config = || RuntimeConfig { max_agents: 2, cache: CacheConfig::Dir(dir.clone()), ..RuntimeConfig::default() };
+    let bytes = guest("echo_agent");
+    Runtime::new(config()).unwrap().load_agent(&bytes).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(entries.len(), 1, "one artifact: {entries:?}");
+    // A second runtime loads the artifact and the agent runs.
+    let echo = Runtime::new(config()).unwrap().load_agent(&bytes).unwrap();
+    let out = run_offline(&echo, tone(440.0, 0.2, 16_000, 1), OfflineOptions::default()).await.unwrap();
+    assert_eq!(out.exit, AgentExit::Finished);
+    // A corrupted artifact is refused (checksum) and recompiled, not loaded.
+    let mut art = std::fs::read(&entries[0]).unwrap();
+    let last = art.len() - 1;
+    art[last] ^= 0xff;
+    std::fs::write(&entries[0], &art).unwrap();
+    let echo = Runtime::new(config()).unwrap().load_agent(&bytes).unwrap();
+    let out = run_offline(&echo, tone(440.0, 0.2, 16_000, 1), OfflineOptions::default()).await.unwrap();
+    assert_eq!(out.exit, AgentExit::Finished);
+    let _ = std::fs::remove_dir_all(&dir);
+}
