@@ -22,8 +22,15 @@
 //! shared CPU as possible is left to the server. Server and clients share the
 //! same cores; the JSON reports both processes' CPU and everyone else's.
 //!
-//! `cargo bench -p metered-realtime-e2e --bench messaging`; `BENCH_QUICK=1` for a
-//! short run (< 60 s), the full run takes about 2 minutes.
+//! The server logs at `warn` unless `METERED_LOG` is set (`metered serve`'s own
+//! default is `info`, which enters a per-connection span on every poll).
+//!
+//! `cargo bench -p metered-realtime-e2e --bench messaging`: about 40 s of
+//! measurement after the build (bounded at 7 minutes, 90 s with `BENCH_QUICK=1`,
+//! which takes about 20 s). Knobs: `BENCH_ONLY=idle,fanout-1000,latency-1000-1000`,
+//! `BENCH_SECS`, `BENCH_LATENCY=SUBS:RATE,…`, `BENCH_CLIENT_THREADS`, `METERED_BIN`.
+//! Latency figures are only meaningful when `cpu.other_processes_cores` is near
+//! 0: on a 2-core machine any other load goes straight into the queueing delay.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
