@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::PeerError;
+use super::data_channel::{DEFAULT_MAX_BUFFERED_AMOUNT, DEFAULT_MAX_QUEUED_SENDS, DataChannel, DataChannelOptions};
 use super::events::{ConnectionState, PeerEvent};
 use super::negotiation::{Candidate, Negotiator, OfferAction, Recovery, RemoteOffer};
 use super::remote::{RemotePeer, spawn_audio_track};
@@ -34,6 +35,8 @@ pub(crate) enum Command {
     /// Queue a `__meteredTrackMeta` message on the ordered signal path (so it
     /// reaches the remote ahead of the media it describes).
     Meta(Value),
+    /// Open a data channel on the current connection generation.
+    DataChannel(String, DataChannelOptions, oneshot::Sender<Result<DataChannel, PeerError>>),
     /// Rebuild from scratch (our signalling reconnected).
     Rebuild,
     /// Tear down; acknowledged when done.
@@ -56,6 +59,7 @@ impl Connection {
         tracks: Vec<(String, super::rtc::LocalRtpTrack)>,
     ) -> Connection {
         let (tx, rx) = mpsc::unbounded_channel();
+        remote.set_commands(tx.clone());
         tokio::spawn(async move {
             let (out_tx, out_rx) = mpsc::channel(64);
             tokio::spawn(send_signals(client, remote.id().to_owned(), out_rx));
@@ -84,6 +88,7 @@ impl Connection {
                 inbound: Vec::new(),
                 recovery_at: None,
                 probe_at: None,
+                pending_channel: false,
             };
             driver.run(rx, ev_rx).await;
         });
@@ -126,6 +131,8 @@ struct Driver {
     inbound: Vec<Arc<dyn MediaStreamTrack>>,
     recovery_at: Option<Instant>,
     probe_at: Option<Instant>,
+    /// A data channel was created and no negotiated session carries SCTP yet.
+    pending_channel: bool,
 }
 
 impl Driver {
@@ -229,7 +236,7 @@ impl Driver {
                 match res {
                     Ok(()) => {
                         self.neg.remote_applied(&sdp);
-                        let unsatisfied = self.pc.local_media_unsatisfied().await;
+                        let unsatisfied = self.unsatisfied().await;
                         self.neg.round_complete(unsatisfied, now);
                     }
                     Err(error) => self.remote.emit(PeerEvent::NegotiationError { peer: self.remote.clone(), error }),
@@ -269,6 +276,15 @@ impl Driver {
                     self.neg.mark_dirty(now);
                 }
             }
+            Command::DataChannel(label, opts, reply) => {
+                let res = self.pc.create_data_channel(&label, opts.init()).await;
+                let res = res.map(|bound| DataChannel::new(bound, opts.max_buffered_amount, opts.max_queued_sends));
+                if res.is_ok() && opts.negotiated_id.is_none() && !self.pc.sctp_negotiated().await {
+                    self.pending_channel = true;
+                    self.neg.mark_dirty(now);
+                }
+                let _ = reply.send(res);
+            }
             Command::Meta(m) => {
                 let _ = self.out.send(m).await;
             }
@@ -289,9 +305,18 @@ impl Driver {
         let answer = self.pc.answer().await?;
         self.signal(RtcSignal::Description { kind: SdpKind::Answer, sdp: answer }).await;
         self.signal(RtcSignal::Ice(None)).await;
-        let unsatisfied = self.pc.local_media_unsatisfied().await;
+        let unsatisfied = self.unsatisfied().await;
         self.neg.round_complete(unsatisfied, Instant::now());
         Ok(())
+    }
+
+    /// Whether something local (a sender, a new data channel) missed the
+    /// negotiation that just completed: a follow-up offer is due.
+    async fn unsatisfied(&mut self) -> bool {
+        if self.pending_channel && self.pc.sctp_negotiated().await {
+            self.pending_channel = false;
+        }
+        self.pending_channel || self.pc.local_media_unsatisfied().await
     }
 
     async fn attach(&mut self, i: usize) {
@@ -321,6 +346,8 @@ impl Driver {
         // The old generation's tracks end with it; a fresh Track per stream follows.
         self.stop_inbound();
         self.msids.clear();
+        // Data channels die with the old generation (the SDKs' contract).
+        self.pending_channel = false;
         for i in 0..self.tracks.len() {
             self.tracks[i].2 = None;
             self.attach(i).await;
@@ -369,6 +396,10 @@ impl Driver {
                 self.remote.set_state(to);
             }
             PcEvent::Track { track, mid } => self.track(track, mid),
+            PcEvent::DataChannel(bound) => {
+                let channel = DataChannel::new(bound, DEFAULT_MAX_BUFFERED_AMOUNT, DEFAULT_MAX_QUEUED_SENDS);
+                self.remote.emit(PeerEvent::DataChannelOpened { peer: self.remote.clone(), channel });
+            }
         }
     }
 

@@ -53,6 +53,17 @@ pub enum PeerError {
     /// The WebRTC stack failed (description, candidate, transport).
     #[error("webrtc: {0}")]
     Rtc(String),
+    /// Too many `DataChannel::send` calls are waiting for buffer room.
+    #[error("data channel send queue is full ({queued} waiting, max {max}); back off")]
+    DataChannelOverflow {
+        /// Sends already waiting.
+        queued: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The data channel is not open (closed, or not open yet).
+    #[error("data channel is not open")]
+    DataChannelClosed,
     /// The peer was closed.
     #[error("peer closed")]
     Closed,

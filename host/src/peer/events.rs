@@ -122,6 +122,14 @@ pub enum PeerEvent {
         /// The stream.
         stream: MediaStream,
     },
+    /// The remote peer opened a WebRTC data channel to us (read it with
+    /// [`super::DataChannel::recv`]; it closes with the connection generation).
+    DataChannelOpened {
+        /// The peer.
+        peer: RemotePeer,
+        /// The channel.
+        channel: super::DataChannel,
+    },
     /// Application data from a peer in the channel.
     Data {
         /// Server-stamped sender (never trust a `from` inside `data`).
@@ -175,6 +183,9 @@ impl std::fmt::Debug for PeerEvent {
             ),
             PeerEvent::StreamAdded { peer, stream, .. } => write!(f, "StreamAdded({}, {})", peer.id(), stream.id()),
             PeerEvent::StreamRemoved { peer, stream } => write!(f, "StreamRemoved({}, {})", peer.id(), stream.id()),
+            PeerEvent::DataChannelOpened { peer, channel } => {
+                write!(f, "DataChannelOpened({}, {:?})", peer.id(), channel.label())
+            }
             PeerEvent::Data { sender_peer_id, kind, .. } => write!(f, "Data({sender_peer_id}, {kind:?})"),
             PeerEvent::FatalError { error } => write!(f, "FatalError({error})"),
             PeerEvent::NegotiationError { peer, error } => write!(f, "NegotiationError({}, {error})", peer.id()),

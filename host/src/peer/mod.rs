@@ -44,6 +44,7 @@
 
 mod codec;
 mod connection;
+mod data_channel;
 mod error;
 mod events;
 mod local;
@@ -62,6 +63,10 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 pub use codec::{CodecError, OpusDepacketizer, OpusPacketizer};
+pub use data_channel::{
+    DEFAULT_MAX_BUFFERED_AMOUNT, DEFAULT_MAX_QUEUED_SENDS, DataChannel, DataChannelEvent, DataChannelMessage,
+    DataChannelOptions, MAX_MESSAGE_BYTES,
+};
 pub use error::PeerError;
 pub use events::{ConnectionState, DataKind, PeerEvent, PeerState};
 pub use remote::{RemoteAudioTrack, RemotePeer};

@@ -8,9 +8,11 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use super::codec::OpusDepacketizer;
+use super::connection::Command;
+use super::data_channel::{DataChannel, DataChannelOptions};
 use super::events::{ConnectionState, PeerEvent};
 use super::rtc::RemoteRtp;
 use super::track_meta::InboundTrackMeta;
@@ -135,6 +137,8 @@ pub(crate) struct RemoteInner {
     closed: AtomicBool,
     events: broadcast::Sender<PeerEvent>,
     sender: Sender,
+    /// The connection driver (set once it is spawned).
+    commands: Mutex<Option<mpsc::UnboundedSender<Command>>>,
 }
 
 /// A remote channel member. Cheap to clone; stays the same object across our
@@ -169,6 +173,7 @@ impl RemotePeer {
                 closed: AtomicBool::new(false),
                 events,
                 sender,
+                commands: Mutex::new(None),
             }),
         }
     }
@@ -199,6 +204,29 @@ impl RemotePeer {
             return Err(PeerError::Closed);
         }
         self.inner.sender.send_to(&self.inner.id, data).await
+    }
+
+    /// Opens a WebRTC data channel to this peer (negotiated automatically).
+    ///
+    /// The channel belongs to the current connection: it closes if the
+    /// connection is rebuilt (ICE recovery, our reconnect) — open a new one
+    /// when [`RemotePeer::state`] is `Connected` again. Wait for
+    /// [`DataChannel::wait_open`] before sending.
+    pub async fn create_data_channel(&self, label: &str, opts: DataChannelOptions) -> Result<DataChannel, PeerError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(PeerError::Closed);
+        }
+        if label.len() > 65_535 || opts.protocol.len() > 65_535 {
+            return Err(PeerError::Oversized { size: label.len().max(opts.protocol.len()), max: 65_535 });
+        }
+        let commands = self.inner.commands.lock().clone().ok_or(PeerError::Closed)?;
+        let (tx, rx) = oneshot::channel();
+        commands.send(Command::DataChannel(label.to_owned(), opts, tx)).map_err(|_| PeerError::Closed)?;
+        rx.await.map_err(|_| PeerError::Closed)?
+    }
+
+    pub(crate) fn set_commands(&self, tx: mpsc::UnboundedSender<Command>) {
+        *self.inner.commands.lock() = Some(tx);
     }
 
     pub(crate) fn set_metadata(&self, m: Option<Map<String, Value>>) {

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{API, APIBuilder};
+use webrtc::data_channel::RTCDataChannel;
+use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
+use webrtc::data_channel::data_channel_state::RTCDataChannelState;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
@@ -132,7 +135,12 @@ pub(crate) enum PcState {
 /// What a [`Pc`] reports, tagged by the generation that built it.
 pub(crate) enum PcEvent {
     State(PcState),
-    Track { track: RemoteRtp, mid: Option<String> },
+    Track {
+        track: RemoteRtp,
+        mid: Option<String>,
+    },
+    /// The remote opened a data channel.
+    DataChannel(BoundChannel),
 }
 
 /// One `RTCPeerConnection`.
@@ -175,10 +183,20 @@ impl Pc {
             }
             Box::pin(async {})
         }));
+        let tx = events.clone();
         pc.on_track(Box::new(move |track, _receiver, transceiver| {
             let mid = transceiver.mid().map(|m| m.to_string());
-            let _ = events.send((generation, PcEvent::Track { track: RemoteRtp(track), mid }));
+            let _ = tx.send((generation, PcEvent::Track { track: RemoteRtp(track), mid }));
             Box::pin(async {})
+        }));
+        pc.on_data_channel(Box::new(move |dc: Arc<RTCDataChannel>| {
+            let events = events.clone();
+            // Bound before this returns: the stack starts the channel's read
+            // loop right after, and a message without a handler is lost.
+            Box::pin(async move {
+                let bound = RtcChannel(dc).bind(DEFAULT_LOW_THRESHOLD).await;
+                let _ = events.send((generation, PcEvent::DataChannel(bound)));
+            })
         }));
         Ok(Pc { pc })
     }
@@ -281,6 +299,26 @@ impl Pc {
         false
     }
 
+    /// Creates a data channel on this connection (it needs a negotiation
+    /// round when it is the first one: the SCTP association rides on it).
+    pub(crate) async fn create_data_channel(&self, label: &str, init: ChannelInit) -> Result<BoundChannel, PeerError> {
+        let low_threshold = init.low_threshold;
+        let init = RTCDataChannelInit {
+            ordered: Some(init.ordered),
+            max_packet_life_time: init.max_packet_life_time,
+            max_retransmits: init.max_retransmits,
+            protocol: Some(init.protocol),
+            negotiated: init.negotiated_id,
+        };
+        let dc = self.pc.create_data_channel(label, Some(init)).await.map_err(rtc_err)?;
+        Ok(RtcChannel(dc).bind(low_threshold).await)
+    }
+
+    /// Whether the negotiated session carries an SCTP (data channel) section.
+    pub(crate) async fn sctp_negotiated(&self) -> bool {
+        self.pc.remote_description().await.is_some_and(|d| d.sdp.contains("\nm=application"))
+    }
+
     /// Closes the connection (bounded: a wedged DTLS close must not block us).
     pub(crate) async fn close(&self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.pc.close()).await;
@@ -341,5 +379,139 @@ impl RemoteRtp {
     pub(crate) async fn read(&self) -> Result<(Bytes, u16), PeerError> {
         let (pkt, _) = self.0.read_rtp().await.map_err(rtc_err)?;
         Ok((pkt.payload, pkt.header.sequence_number))
+    }
+}
+
+/// How a data channel is created (the subset of `RTCDataChannelInit` the SDKs pass).
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelInit {
+    pub(crate) ordered: bool,
+    pub(crate) max_packet_life_time: Option<u16>,
+    pub(crate) max_retransmits: Option<u16>,
+    pub(crate) protocol: String,
+    pub(crate) negotiated_id: Option<u16>,
+    pub(crate) low_threshold: usize,
+}
+
+/// The buffered-amount-low threshold of channels the remote opens (half the
+/// SDKs' default 1 MiB send cap).
+pub(crate) const DEFAULT_LOW_THRESHOLD: usize = 512 << 10;
+
+/// Events a channel queues for its reader (bounded: see [`RtcChannel::bind`]).
+const CHANNEL_QUEUE: usize = 256;
+
+/// A data channel with its handlers installed.
+pub(crate) struct BoundChannel {
+    pub(crate) channel: RtcChannel,
+    pub(crate) events: mpsc::Receiver<ChannelEvent>,
+    pub(crate) low: Arc<Notify>,
+}
+
+/// What an [`RtcChannel`] reports.
+pub(crate) enum ChannelEvent {
+    Open,
+    Message { text: bool, data: Bytes },
+    Close,
+    Error(String),
+}
+
+/// One SCTP data channel.
+#[derive(Clone)]
+pub(crate) struct RtcChannel(Arc<RTCDataChannel>);
+
+impl RtcChannel {
+    /// The label.
+    pub(crate) fn label(&self) -> &str {
+        self.0.label()
+    }
+
+    /// The SCTP stream id.
+    pub(crate) fn id(&self) -> u16 {
+        self.0.id()
+    }
+
+    /// Whether delivery is ordered.
+    pub(crate) fn ordered(&self) -> bool {
+        self.0.ordered()
+    }
+
+    /// The sub-protocol.
+    pub(crate) fn protocol(&self) -> &str {
+        self.0.protocol()
+    }
+
+    /// `connecting` / `open` / `closing` / `closed`, as the SDKs spell it.
+    pub(crate) fn ready_state(&self) -> &'static str {
+        match self.0.ready_state() {
+            RTCDataChannelState::Open => "open",
+            RTCDataChannelState::Closing => "closing",
+            RTCDataChannelState::Closed => "closed",
+            RTCDataChannelState::Connecting | RTCDataChannelState::Unspecified => "connecting",
+        }
+    }
+
+    /// Bytes queued for sending.
+    pub(crate) async fn buffered_amount(&self) -> usize {
+        self.0.buffered_amount().await
+    }
+
+    /// Installs the handlers: events go into a bounded queue — a reader that
+    /// falls behind stalls this channel's read loop (and, through SCTP flow
+    /// control, the sender) instead of queueing without limit — and `low` is
+    /// woken whenever the send buffer drains to `low_threshold`.
+    async fn bind(self, low_threshold: usize) -> BoundChannel {
+        let (events, rx) = mpsc::channel(CHANNEL_QUEUE);
+        let low = Arc::new(Notify::new());
+        let tx = events.clone();
+        self.0.on_open(Box::new(move || {
+            Box::pin(async move {
+                let _ = tx.send(ChannelEvent::Open).await;
+            })
+        }));
+        let tx = events.clone();
+        self.0.on_message(Box::new(move |m| {
+            let tx = tx.clone();
+            Box::pin(async move {
+                let _ = tx.send(ChannelEvent::Message { text: m.is_string, data: m.data }).await;
+            })
+        }));
+        let tx = events.clone();
+        self.0.on_close(Box::new(move || {
+            let tx = tx.clone();
+            Box::pin(async move {
+                let _ = tx.send(ChannelEvent::Close).await;
+            })
+        }));
+        self.0.on_error(Box::new(move |e| {
+            let tx = events.clone();
+            Box::pin(async move {
+                let _ = tx.send(ChannelEvent::Error(e.to_string())).await;
+            })
+        }));
+        self.0.set_buffered_amount_low_threshold(low_threshold).await;
+        let waker = low.clone();
+        self.0
+            .on_buffered_amount_low(Box::new(move || {
+                waker.notify_waiters();
+                Box::pin(async {})
+            }))
+            .await;
+        BoundChannel { channel: self, events: rx, low }
+    }
+
+    /// Sends a text or binary message.
+    pub(crate) async fn send(&self, text: bool, data: Bytes) -> Result<(), PeerError> {
+        let sent = if text {
+            let s = String::from_utf8(data.to_vec()).map_err(|_| rtc_err("text message is not UTF-8"))?;
+            self.0.send_text(s).await
+        } else {
+            self.0.send(&data).await
+        };
+        sent.map(drop).map_err(rtc_err)
+    }
+
+    /// Closes the channel.
+    pub(crate) async fn close(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.0.close()).await;
     }
 }
