@@ -14,6 +14,7 @@ use webrtc::api::{API, APIBuilder};
 use webrtc::data_channel::RTCDataChannel;
 use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
 use webrtc::data_channel::data_channel_state::RTCDataChannelState;
+use webrtc::dtls_transport::dtls_role::DTLSRole;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
@@ -107,6 +108,12 @@ impl RtcApi {
             .map_err(rtc_err)?;
         let mut settings = SettingEngine::default();
         settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+        // Answer as the DTLS server (`a=setup:passive`). The stack answers
+        // with one fixed role on every renegotiation; browsers refuse an
+        // answer that flips the role the first negotiation settled ("Failed
+        // to set SSL role"). Offerers answer our actpass offers `active`
+        // (browsers, aiortc), so `passive` is the role we hold either way.
+        settings.set_answering_dtls_role(DTLSRole::Server).map_err(rtc_err)?;
         if *policy == IcePolicy::LoopbackOnly {
             settings.set_include_loopback_candidate(true);
             settings.set_network_types(vec![NetworkType::Udp4]);
@@ -206,9 +213,20 @@ impl Pc {
     pub(crate) async fn add_track(&self, track: &LocalRtpTrack) -> Result<RtpSender, PeerError> {
         let t: Arc<dyn TrackLocal + Send + Sync> = track.0.clone();
         let sender = self.pc.add_track(t).await.map_err(rtc_err)?;
-        // A reused transceiver may be recvonly: make sure it advertises the send.
         for tr in self.pc.get_transceivers().await {
-            if Arc::ptr_eq(&tr.sender().await, &sender) && tr.direction() == RTCRtpTransceiverDirection::Recvonly {
+            if !Arc::ptr_eq(&tr.sender().await, &sender) {
+                continue;
+            }
+            if tr.mid().is_none() {
+                // Fresh: keep it out of reach of a remote offer's m-sections
+                // (the stack lets a remote offer claim an unassociated
+                // send-recv transceiver) until our own offer carries it. A
+                // track sent in a section the remote created gets a receiver
+                // id of the remote's choosing, and the browser SDK keys track
+                // metadata by that id: it would never find ours.
+                tr.set_direction(RTCRtpTransceiverDirection::Sendonly).await;
+            } else if tr.direction() == RTCRtpTransceiverDirection::Recvonly {
+                // A reused transceiver may be recvonly: advertise the send.
                 tr.set_direction(RTCRtpTransceiverDirection::Sendrecv).await;
             }
         }
@@ -228,6 +246,15 @@ impl Pc {
     /// Creates an offer, applies it and waits for ICE gathering: the returned SDP
     /// carries every candidate (non-trickle, as the Python SDK sends).
     pub(crate) async fn offer(&self) -> Result<String, PeerError> {
+        // Our fresh sections go out send-recv (see `add_track`).
+        for tr in self.pc.get_transceivers().await {
+            if tr.mid().is_none()
+                && tr.direction() == RTCRtpTransceiverDirection::Sendonly
+                && tr.sender().await.track().await.is_some()
+            {
+                tr.set_direction(RTCRtpTransceiverDirection::Sendrecv).await;
+            }
+        }
         let offer = self.pc.create_offer(None).await.map_err(rtc_err)?;
         self.set_local_and_gather(offer).await
     }

@@ -99,18 +99,35 @@ impl InboundTrackMeta {
         {
             return Some(e.metadata.clone());
         }
-        let stream_id = keys.stream_id?;
-        let mut candidates = self.entries.iter().filter(|e| {
-            e.stream_id.as_deref() == Some(stream_id)
-                && e.kind.as_deref() == Some(keys.kind)
-                && !keys.signalled_track_ids.contains(&e.track_id)
-        });
-        let first = candidates.next()?;
-        if candidates.any(|c| c.metadata != first.metadata) {
-            return None;
+        if let Some(stream_id) = keys.stream_id {
+            let by_stream = self.entries.iter().filter(|e| {
+                e.stream_id.as_deref() == Some(stream_id)
+                    && e.kind.as_deref() == Some(keys.kind)
+                    && !keys.signalled_track_ids.contains(&e.track_id)
+            });
+            if let Some(m) = agreed(by_stream) {
+                return Some(m);
+            }
         }
-        Some(first.metadata.clone())
+        // The browser SDK sends only `trackId`, and Chromium may signal a
+        // sender id of its own in the msid (a transceiver it created from our
+        // offer, its track attached later): an entry the description does not
+        // signal, with no stream or kind to contradict, is that track's.
+        agreed(self.entries.iter().filter(|e| {
+            e.stream_id.is_none()
+                && e.kind.as_deref().is_none_or(|k| k == keys.kind)
+                && !keys.signalled_track_ids.contains(&e.track_id)
+        }))
     }
+}
+
+/// The metadata all `candidates` agree on (`None` when none or they differ).
+fn agreed<'a>(mut candidates: impl Iterator<Item = &'a Entry>) -> Option<StreamMetadata> {
+    let first = candidates.next()?;
+    if candidates.any(|c| c.metadata != first.metadata) {
+        return None;
+    }
+    Some(first.metadata.clone())
 }
 
 #[cfg(test)]
@@ -155,6 +172,26 @@ mod tests {
         assert!(c.lookup(keys(Some("x"), Some("s"), &[])).is_none());
         c.apply(TrackMeta { track_id: "b".into(), metadata: None, kind: None, stream_id: None }, 8192).unwrap();
         assert_eq!(c.lookup(keys(Some("x"), Some("s"), &[])).unwrap().label(), Some("A"), "clear removes");
+    }
+
+    #[test]
+    fn a_browser_entry_without_stream_matches_a_track_signalled_under_another_id() {
+        let browser = |id: &str, label: &str| TrackMeta {
+            track_id: id.into(),
+            metadata: json!({"label": label}).as_object().cloned(),
+            kind: None,
+            stream_id: None,
+        };
+        let mut c = InboundTrackMeta::new();
+        c.apply(browser("real", "Mic"), 8192).unwrap();
+        let signalled = ["chromium-sender".to_owned()];
+        let got = c.lookup(keys(Some("chromium-sender"), Some("s"), &signalled)).unwrap();
+        assert_eq!(got.label(), Some("Mic"));
+        // Not when the entry's own track is signalled (it has its own section).
+        assert!(c.lookup(keys(Some("other"), Some("s"), &["real".to_owned(), "other".to_owned()])).is_none());
+        // Not when two unsignalled entries disagree.
+        c.apply(browser("real2", "Screen"), 8192).unwrap();
+        assert!(c.lookup(keys(Some("chromium-sender"), Some("s"), &signalled)).is_none());
     }
 
     #[test]
