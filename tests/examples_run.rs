@@ -1,0 +1,92 @@
+//! The examples run against a real `metered serve`: `audio_agent` (the seed's
+//! end-to-end example: the listener must hear every note the agent plays) and
+//! `echo_agent` (a Rust peer's tone comes back, frequency measured).
+#![cfg(feature = "webrtc")]
+
+#[path = "peer_common.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{measure, peer, tone, wait_for};
+use e2e_support::TestServer;
+use metered_realtime::media::MediaStream;
+use metered_realtime::peer::PeerEvent;
+
+/// An example binary, next to this test's (`target/<profile>/examples`),
+/// built first (a no-op when fresh; building only this test does not build
+/// the examples, and a stale binary would test old code).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let path = dir.join("examples").join(name);
+    {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "metered-realtime-e2e", "--features", "webrtc", "--example", name])
+            .current_dir(e2e_support::repo_root())
+            .status()
+            .expect("cargo");
+        assert!(status.success(), "building example {name} failed");
+    }
+    assert!(path.exists(), "{} missing", path.display());
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audio_agent_example_listener_hears_every_note() {
+    let server = TestServer::start().await;
+    let child = tokio::process::Command::new(example("audio_agent"))
+        .args([&server.base_url(), server.key(), "example-audio-agent"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("audio_agent");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("audio_agent finishes within 60 s")
+        .expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "audio_agent failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("(Voice agent)"), "the listener saw the agent's metadata:\n{stdout}");
+    assert!(stdout.contains("ok: the listener heard all 4 notes"), "{stdout}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn echo_agent_example_returns_the_tone() {
+    let server = TestServer::start().await;
+    let mut child = tokio::process::Command::new(example("echo_agent"))
+        .args([&server.base_url(), server.key(), "example-echo", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("echo_agent");
+    let talker = peer(&server.base_url(), server.key());
+    let mut events = talker.events();
+    let (source, feeder) = tone(523.25, 0.5);
+    talker.add_stream(&MediaStream::with_tracks(Some("talker".into()), [source.track()]), None).unwrap();
+    talker.join("example-echo").await.unwrap();
+    let (track, streams, metadata) = wait_for(&mut events, "the echo track", |ev| match ev {
+        PeerEvent::Track { track, streams, metadata, .. } => Some((track.clone(), streams.clone(), metadata.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(streams.iter().map(MediaStream::id).collect::<Vec<_>>(), ["echo"]);
+    assert_eq!(metadata.and_then(|m| m.role().map(str::to_owned)).as_deref(), Some("echo"));
+    // Skip the start (silence until our tone makes the round trip).
+    let (freq, level) = measure(track, 50, 50).await;
+    eprintln!("echo: {freq:.1} Hz at {level:.1} dBFS");
+    assert!((freq - 523.25).abs() < 10.0, "echoed {freq} Hz");
+    assert!(level > -20.0, "echoed at {level} dBFS");
+    feeder.abort();
+    talker.close().await;
+    child.kill().await.unwrap();
+    server.shutdown().await;
+}
