@@ -62,6 +62,8 @@ pub mod signalling;
 
 #[cfg(feature = "media")]
 pub mod audio;
+#[cfg(all(feature = "runtime", feature = "webrtc"))]
+pub mod hosting;
 #[cfg(feature = "media")]
 pub mod media;
 #[cfg(feature = "webrtc")]

@@ -144,3 +144,28 @@ pub fn limited_request(peer_id: &str) -> TokenRequest {
         ..Default::default()
     }
 }
+
+/// Builds the Rust guests (`guests/rust`, release, `wasm32-wasip2`) once per
+/// test binary into `$CARGO_TARGET_DIR/guests`, and returns the component
+/// `name` (`echo_agent`, `tone_agent`, ...).
+pub fn rust_guest(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from).join("guests");
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(repo_root().join("guests/rust/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .map_err(|e| format!("running cargo: {e}"))?;
+        if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+    });
+    if let Err(e) = built {
+        panic!("building guests/rust failed (run scripts/setup for the wasm32-wasip2 target):\n{e}");
+    }
+    target.join("wasm32-wasip2/release").join(format!("{name}.wasm"))
+}

@@ -1,5 +1,7 @@
 //! Command-line interface of the `metered` binary.
 
+#[cfg(feature = "runtime")]
+mod run;
 mod serve;
 mod token;
 
@@ -31,6 +33,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Mint a JWT from a secret key in the configuration.
     Token(token::TokenArgs),
+    /// Run an agent component: in a room (`--channel`) or offline on a WAV file.
+    #[cfg(feature = "runtime")]
+    Run(run::RunArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -44,6 +49,8 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Token(args) => token::run(args),
+        #[cfg(feature = "runtime")]
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

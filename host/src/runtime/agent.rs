@@ -183,6 +183,17 @@ impl Agent {
     }
 }
 
+/// Stops one agent (see [`AgentHandle::stopper`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AgentStopper(Arc<Notify>);
+
+impl AgentStopper {
+    /// Asks the agent to stop, as [`AgentHandle::stop`] does.
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// A running agent.
 #[derive(Debug)]
 pub struct AgentHandle {
@@ -202,6 +213,12 @@ impl AgentHandle {
     /// [`AgentExit::Stopped`].
     pub fn stop(&self) {
         self.stop.notify_one();
+    }
+
+    /// A handle that can stop the agent from elsewhere (a signal handler, a
+    /// supervisor) while this one waits in [`AgentHandle::join`].
+    pub fn stopper(&self) -> AgentStopper {
+        AgentStopper(self.stop.clone())
     }
 
     /// Whether the agent has ended.

@@ -50,7 +50,7 @@ mod room;
 mod state;
 mod stdio;
 
-pub use agent::{Agent, AgentComponent, AgentHandle, AgentReport, AgentSpec};
+pub use agent::{Agent, AgentComponent, AgentHandle, AgentReport, AgentSpec, AgentStopper};
 pub use config::{AgentLimits, CacheConfig, RuntimeConfig};
 pub use engine::Runtime;
 pub use exit::{AgentExit, RuntimeError};

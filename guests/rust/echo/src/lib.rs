@@ -46,6 +46,10 @@ impl exports::metered::realtime::run::Guest for Echo {
         };
 
         let frames = FrameIterator::new(&track);
+        // A 60 ms jitter buffer: frames arrive with network jitter but play
+        // out on a strict 20 ms clock; without headroom each late frame is an
+        // underrun (a gap of silence in the echo).
+        source.push(&[0u8; 3 * 960 * 4]).map_err(|e| format!("push: {e:?}"))?;
         while let Some(frame) = frames.next() {
             if let Frame::Audio(audio) = frame {
                 let pushed = if audio.sample_rate == 48_000 && audio.channels == 2 {

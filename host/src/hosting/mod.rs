@@ -1,0 +1,9 @@
+//! Agents in real rooms: the glue between the agent runtime and the peer
+//! layer (features `runtime` + `webrtc`), which know nothing of each other.
+//!
+//! - [`PeerRoomHost`] — the runtime's `RoomHost` over [`crate::peer::MeteredPeer`]:
+//!   an agent's `room.join` becomes a peer of its own in the channel.
+
+mod peer_room;
+
+pub use peer_room::PeerRoomHost;
