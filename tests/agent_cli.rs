@@ -1,0 +1,121 @@
+//! `metered run` as a guest author and an operator use it, with the Rust echo
+//! agent built from `guests/rust/echo`:
+//! - offline: `--input in.wav --output out.wav` returns the input tone, and
+//!   the same input gives a byte-identical file on every run (virtual clock);
+//! - live: `--channel` joins a room on `metered serve`; a Rust peer hears its
+//!   own tone come back, and when that peer leaves the agent finishes and the
+//!   process exits 0.
+#![cfg(all(feature = "webrtc", feature = "runtime"))]
+
+#[path = "peer_common.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{measure, peer, tone, wait_for};
+use e2e_support::{TestServer, repo_root, rust_guest};
+use metered_realtime::audio::analysis::{rms_dbfs, tone_frequency};
+use metered_realtime::media::MediaStream;
+use metered_realtime::peer::PeerEvent;
+use metered_realtime::runtime::offline::{Pcm, read_wav, write_wav};
+
+/// The `metered` binary with the agent runtime and WebRTC, built first (a
+/// no-op after a whole-workspace `--all-features` build).
+fn metered() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "-p", "metered-realtime", "--all-features", "--bin", "metered"])
+        .current_dir(repo_root())
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "building metered failed");
+    let exe = std::env::current_exe().expect("test path");
+    exe.parent().and_then(|d| d.parent()).expect("target/<profile>").join("metered")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("metered-agent-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn run_offline_echoes_the_input_identically_every_time() {
+    let dir = scratch("offline");
+    let n = 16_000 * 2;
+    let samples =
+        (0..n).map(|i| ((i as f64 * std::f64::consts::TAU * 440.0 / 16_000.0).sin() * 16_384.0) as i16).collect();
+    std::fs::write(dir.join("in.wav"), write_wav(&Pcm { sample_rate: 16_000, channels: 1, samples })).unwrap();
+    let (bin, echo) = (metered(), rust_guest("echo_agent"));
+    let mut outputs = Vec::new();
+    for run in 0..2 {
+        let out_path = dir.join(format!("out{run}.wav"));
+        let out = std::process::Command::new(&bin)
+            .arg("run")
+            .arg(&echo)
+            .arg("--input")
+            .arg(dir.join("in.wav"))
+            .arg("--output")
+            .arg(&out_path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "metered run failed: {}", String::from_utf8_lossy(&out.stderr));
+        outputs.push(std::fs::read(&out_path).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1], "the same input must give the same output file");
+    let pcm = read_wav(&outputs[0]).unwrap();
+    assert_eq!((pcm.sample_rate, pcm.channels), (48_000, 2));
+    let left: Vec<f64> =
+        pcm.samples.iter().step_by(2).map(|&s| f64::from(s) / 32_768.0).filter(|v| v.abs() > 1e-4).collect();
+    let seconds = left.len() as f64 / 48_000.0;
+    assert!((seconds - 2.0).abs() < 0.1, "{seconds} s of echo for 2 s of input");
+    let f = tone_frequency(&left, 48_000.0);
+    assert!((f - 440.0).abs() < 2.0, "echoed {f} Hz");
+    assert!((rms_dbfs(&left) + 9.0).abs() < 0.5, "echoed at {} dBFS", rms_dbfs(&left));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_live_joins_the_channel_and_echoes_a_peer() {
+    let server = TestServer::start().await;
+    let (bin, echo) = (metered(), rust_guest("echo_agent"));
+    let mut child = tokio::process::Command::new(bin)
+        .arg("run")
+        .arg(&echo)
+        .args(["--channel", "cli-echo", "--url", &server.base_url(), "--key", server.key()])
+        .env("METERED_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("metered run");
+    let talker = peer(&server.base_url(), server.key());
+    let mut events = talker.events();
+    let (source, feeder) = tone(587.33, 0.5);
+    talker.add_stream(&MediaStream::with_tracks(Some("talker".into()), [source.track()]), None).unwrap();
+    talker.join("cli-echo").await.unwrap();
+    let (track, metadata) = wait_for(&mut events, "the agent's echo track", |ev| match ev {
+        PeerEvent::Track { track, metadata, .. } => Some((track.clone(), metadata.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(metadata.and_then(|m| m.label().map(str::to_owned)).as_deref(), Some("Echo"));
+    let (freq, level) = measure(track, 50, 50).await;
+    eprintln!("echo via metered run: {freq:.1} Hz at {level:.1} dBFS");
+    assert!((freq - 587.33).abs() < 10.0, "echoed {freq} Hz");
+    assert!(level > -20.0, "echoed at {level} dBFS");
+    feeder.abort();
+    talker.close().await;
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the agent finishes once its peer left")
+        .unwrap();
+    let mut err = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut err).await;
+    assert!(status.success(), "metered run failed:\n{err}");
+    assert!(err.contains("finished"), "{err}");
+    server.shutdown().await;
+}
