@@ -15,25 +15,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{measure, peer, tone, wait_for};
-use e2e_support::{TestServer, repo_root, rust_guest};
+use e2e_support::{TestServer, metered_bin, rust_guest};
 use metered_realtime::audio::analysis::{rms_dbfs, tone_frequency};
 use metered_realtime::media::MediaStream;
 use metered_realtime::peer::PeerEvent;
 use metered_realtime::runtime::offline::{Pcm, read_wav, write_wav};
-
-/// The `metered` binary with the agent runtime and WebRTC, built first (a
-/// no-op after a whole-workspace `--all-features` build).
-fn metered() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "-p", "metered-realtime", "--all-features", "--bin", "metered"])
-        .current_dir(repo_root())
-        .status()
-        .expect("cargo");
-    assert!(status.success(), "building metered failed");
-    let exe = std::env::current_exe().expect("test path");
-    exe.parent().and_then(|d| d.parent()).expect("target/<profile>").join("metered")
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("metered-agent-cli-{}-{name}", std::process::id()));
@@ -48,7 +34,7 @@ fn run_offline_echoes_the_input_identically_every_time() {
     let samples =
         (0..n).map(|i| ((i as f64 * std::f64::consts::TAU * 440.0 / 16_000.0).sin() * 16_384.0) as i16).collect();
     std::fs::write(dir.join("in.wav"), write_wav(&Pcm { sample_rate: 16_000, channels: 1, samples })).unwrap();
-    let (bin, echo) = (metered(), rust_guest("echo_agent"));
+    let (bin, echo) = (metered_bin(), rust_guest("echo_agent"));
     let mut outputs = Vec::new();
     for run in 0..2 {
         let out_path = dir.join(format!("out{run}.wav"));
@@ -80,7 +66,7 @@ fn run_offline_echoes_the_input_identically_every_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_live_joins_the_channel_and_echoes_a_peer() {
     let server = TestServer::start().await;
-    let (bin, echo) = (metered(), rust_guest("echo_agent"));
+    let (bin, echo) = (metered_bin(), rust_guest("echo_agent"));
     let mut child = tokio::process::Command::new(bin)
         .arg("run")
         .arg(&echo)

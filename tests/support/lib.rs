@@ -169,3 +169,18 @@ pub fn rust_guest(name: &str) -> PathBuf {
     }
     target.join("wasm32-wasip2/release").join(format!("{name}.wasm"))
 }
+
+/// The `metered` binary with every feature (agent runtime, WebRTC), built
+/// first: a no-op after a whole-workspace `--all-features` build, and never a
+/// stale binary when only one test target was built.
+pub fn metered_bin() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "-p", "metered-realtime", "--all-features", "--bin", "metered"])
+        .current_dir(repo_root())
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "building metered failed");
+    let exe = std::env::current_exe().expect("test path");
+    exe.parent().and_then(|d| d.parent()).expect("target/<profile>").join("metered")
+}

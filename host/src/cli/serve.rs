@@ -23,6 +23,16 @@ pub(crate) struct ServeArgs {
     /// under the current directory, if present).
     #[arg(long, env = "METERED_BROWSER_SDK")]
     browser_sdk: Option<PathBuf>,
+    /// Run an agent in every channel matching a pattern while the channel has
+    /// peers: `AGENT.wasm@PATTERN` (e.g. `echo.wasm@room-*`). Repeatable.
+    /// Agents join with the first publishable key of the configuration.
+    #[cfg(all(feature = "runtime", feature = "webrtc"))]
+    #[arg(long = "agent", value_name = "AGENT.wasm@PATTERN")]
+    agents: Vec<String>,
+    /// The agents' config (a JSON object; `"channel"` is set per channel).
+    #[cfg(all(feature = "runtime", feature = "webrtc"))]
+    #[arg(long, default_value = "{}")]
+    agent_config: String,
 }
 
 const LOCAL_BROWSER_SDK: &str = ".local/node/node_modules/@metered-ca/realtime/dist/index.mjs";
@@ -36,7 +46,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    if let Some(sdk) = args.browser_sdk {
+    if let Some(sdk) = args.browser_sdk.clone() {
         config.web.browser_sdk = Some(sdk);
     } else if config.web.browser_sdk.is_none() && std::path::Path::new(LOCAL_BROWSER_SDK).exists() {
         config.web.browser_sdk = Some(PathBuf::from(LOCAL_BROWSER_SDK));
@@ -47,10 +57,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let server = Server::bind(config).await?;
         let addr = server.local_addr();
         print_banner(&banner_config, addr, dev);
+        #[cfg(all(feature = "runtime", feature = "webrtc"))]
+        let supervisor = agents::start(&args, &banner_config, &server)?;
         if let Some(path) = &args.ready_file {
             std::fs::write(path, addr.to_string()).with_context(|| format!("writing {}", path.display()))?;
         }
         server.run_until_signal().await;
+        #[cfg(all(feature = "runtime", feature = "webrtc"))]
+        if let Some(s) = supervisor {
+            s.shutdown().await;
+        }
         anyhow::Ok(())
     })
 }
@@ -88,5 +104,52 @@ fn print_banner(config: &ServerConfig, addr: SocketAddr, dev: bool) {
         println!();
         println!("    asyncio.run(main())");
         println!();
+    }
+}
+
+#[cfg(all(feature = "runtime", feature = "webrtc"))]
+mod agents {
+    use anyhow::{Context, bail};
+    use metered_realtime::hosting::{AgentRule, PeerRoomHost, Supervisor};
+    use metered_realtime::peer::{IcePolicy, PeerOptions};
+    use metered_realtime::runtime::{Runtime, RuntimeConfig};
+    use metered_realtime::server::{ChannelPattern, Server, ServerConfig};
+    use metered_realtime::signalling::ClientOptions;
+    use serde_json::Value;
+
+    /// Starts the `--agent` supervisor, if any rule was given.
+    pub(super) fn start(
+        args: &super::ServeArgs,
+        config: &ServerConfig,
+        server: &Server,
+    ) -> anyhow::Result<Option<Supervisor>> {
+        if args.agents.is_empty() {
+            return Ok(None);
+        }
+        let agent_config: Value = serde_json::from_str(&args.agent_config).context("--agent-config is not JSON")?;
+        if !agent_config.is_object() {
+            bail!("--agent-config must be a JSON object");
+        }
+        let key = config.publishable_keys.first().context("--agent needs a publishable key in the configuration")?;
+        let runtime = Runtime::new(RuntimeConfig::default())?;
+        let mut rules = Vec::new();
+        for spec in &args.agents {
+            let (path, pattern) = spec.rsplit_once('@').context("--agent takes AGENT.wasm@CHANNEL_PATTERN")?;
+            let pattern = ChannelPattern::try_from(pattern.to_owned())
+                .map_err(|e| anyhow::anyhow!("--agent {spec}: bad channel pattern: {e}"))?;
+            let component = runtime.load_agent_file(path).with_context(|| format!("--agent {spec}"))?;
+            let name = std::path::Path::new(path).file_name().map_or(path.into(), |n| n.to_string_lossy().into_owned());
+            rules.push(AgentRule { component, pattern, config: agent_config.clone(), name });
+        }
+        let addr = server.local_addr();
+        let client = ClientOptions::with_api_key(key.key.clone()).url(format!("ws://{addr}"));
+        let mut peer = PeerOptions::new(client);
+        if addr.ip().is_loopback() {
+            peer = peer.ice(IcePolicy::LoopbackOnly);
+        }
+        for r in &rules {
+            println!("agent {} in channels matching {}", r.name, r.pattern.as_str());
+        }
+        Ok(Some(Supervisor::start(server.presence(), key.tenant.clone(), PeerRoomHost::new(peer), rules)))
     }
 }

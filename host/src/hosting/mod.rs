@@ -4,6 +4,11 @@
 //! - [`PeerRoomHost`] — the runtime's `RoomHost` over [`crate::peer::MeteredPeer`]:
 //!   an agent's `room.join` becomes a peer of its own in the channel.
 
+//! - [`Supervisor`] — `metered serve --agent AGENT.wasm@PATTERN`: an agent per
+//!   matching channel while it has peers.
+
 mod peer_room;
+mod supervisor;
 
 pub use peer_room::PeerRoomHost;
+pub use supervisor::{AgentRule, Supervisor};

@@ -117,6 +117,7 @@ struct Quota {
 
 /// One tenant's namespace.
 pub(crate) struct Tenant {
+    name: Arc<str>,
     channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
     peers: RwLock<HashMap<Arc<str>, Vec<ConnHandle>>>,
     connections: AtomicUsize,
@@ -140,6 +141,22 @@ pub(crate) struct Hub {
     message_quota: u64,
     quota_period: Duration,
     queue: usize,
+    presence: tokio::sync::broadcast::Sender<PresenceChange>,
+}
+
+/// A peer entered (its first connection subscribed) or left (its last one
+/// unsubscribed) a channel: what in-process supervisors watch
+/// ([`super::Server::presence_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// The tenant.
+    pub tenant: Arc<str>,
+    /// The channel.
+    pub channel: Arc<str>,
+    /// The peer.
+    pub peer_id: Arc<str>,
+    /// `true`: joined; `false`: left.
+    pub joined: bool,
 }
 
 impl Hub {
@@ -152,6 +169,21 @@ impl Hub {
             message_quota: limits.message_quota,
             quota_period: Duration::from_secs(limits.quota_period_secs.max(1)),
             queue: limits.outbound_queue_frames,
+            presence: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
+
+    /// Presence changes from now on (a receiver that lags loses some: re-read
+    /// [`Hub::channel_peers`] then).
+    pub(crate) fn presence_changes(&self) -> tokio::sync::broadcast::Receiver<PresenceChange> {
+        self.presence.subscribe()
+    }
+
+    fn presence_changed(&self, t: &Tenant, channel: &Arc<str>, peer_id: &Arc<str>, joined: bool) {
+        if self.presence.receiver_count() > 0 {
+            let change =
+                PresenceChange { tenant: t.name.clone(), channel: channel.clone(), peer_id: peer_id.clone(), joined };
+            let _ = self.presence.send(change);
         }
     }
 
@@ -166,8 +198,9 @@ impl Hub {
         self.tenants
             .write()
             .entry(Arc::from(name))
-            .or_insert_with(|| {
+            .or_insert_with_key(|name| {
                 Arc::new(Tenant {
+                    name: name.clone(),
                     channels: RwLock::default(),
                     peers: RwLock::default(),
                     connections: AtomicUsize::new(0),
@@ -283,6 +316,7 @@ impl Hub {
                         left: vec![],
                     });
                     self.broadcast_presence(&st, member, delta);
+                    self.presence_changed(t, &ch.name, &member.peer_id, true);
                 }
             }
             if let Some(ack) = ack {
@@ -331,6 +365,7 @@ impl Hub {
                         left: vec![presence_peer(&member.peer_id, &p.and_then(|p| p.metadata))],
                     });
                     self.broadcast_presence(&st, member, delta);
+                    self.presence_changed(t, &ch.name, &member.peer_id, false);
                 }
             }
             st.subscribers.is_empty()

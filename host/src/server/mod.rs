@@ -42,6 +42,7 @@ use tracing::info;
 
 pub use auth::{Action, ChannelPattern, Claims, TokenRequest, mint_token};
 pub use config::{ConfigError, IceServer, Limits, PublishableKey, SecretKey, ServerConfig, WebConfig};
+pub use hub::PresenceChange;
 pub use metrics::Metrics;
 
 use auth::Authenticator;
@@ -83,6 +84,26 @@ pub struct Server {
     local_addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Who is present in which channel (see [`Server::presence`]).
+#[derive(Clone)]
+pub struct PresenceView {
+    app: Arc<App>,
+}
+
+impl PresenceView {
+    /// Presence changes across every tenant and channel, from now on. A
+    /// receiver that falls more than 1024 changes behind loses the oldest:
+    /// re-read [`PresenceView::channel_peers`] then.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<PresenceChange> {
+        self.app.hub.presence_changes()
+    }
+
+    /// The peers present in a channel of a tenant, by peer id.
+    pub fn channel_peers(&self, tenant: &str, channel: &str) -> Vec<String> {
+        self.app.hub.channel_peers(tenant, channel).into_iter().map(|p| p.peer_id).collect()
+    }
 }
 
 /// How long a graceful shutdown waits for connections to close.
@@ -134,6 +155,13 @@ impl Server {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A view of who is where, for in-process supervisors (`metered serve
+    /// --agent`); it outlives nothing: once the server is shut down it sees
+    /// empty channels.
+    pub fn presence(&self) -> PresenceView {
+        PresenceView { app: self.app.clone() }
     }
 
     /// The server's counters.
