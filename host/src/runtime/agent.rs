@@ -247,6 +247,12 @@ pub(crate) fn classify(state: &mut GuestState, err: &wasmtime::Error) -> AgentEx
     if let Some(Trap::StackOverflow) = err.downcast_ref::<Trap>() {
         return AgentExit::StackOverflow;
     }
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        err.chain().find_map(|e| e.downcast_ref::<wasmtime::component::ResourceTableError>())
+    {
+        let what = format!("more than {} live resources (pollables included)", state.limits.resources);
+        return AgentExit::ResourceLimit { what };
+    }
     // The root cause says what happened ("unknown handle index 3", a trap
     // code); the top error is wasmtime's wasm backtrace.
     let mut message = match err.downcast_ref::<Trap>() {

@@ -148,6 +148,10 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// Table slots beyond [`AgentLimits::resources`] for what the host pushes
+/// itself (pollables, WASI streams).
+const TABLE_HEADROOM: usize = 64;
+
 /// Live resources of each kind this agent holds (for per-agent caps).
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
@@ -194,10 +198,15 @@ impl GuestState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        // Every resource counts, including the pollables and WASI handles the
+        // host hands out on the guest's behalf (a guest leaking pollables must
+        // hit a wall, not grow host memory): the typed cap plus some headroom.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.resources.saturating_add(TABLE_HEADROOM));
         Self {
             agent,
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: Limiter::new(&limits),
             meter: Meter::new(budget_ticks, limits.calls_per_event, limits.message_bytes * 16),
             limits,

@@ -8,6 +8,7 @@ wit_bindgen::generate!({
 });
 
 use metered::realtime::audio_source::{AudioSource, InputLayout, Options};
+use metered::realtime::frame_iterator::FrameIterator;
 use metered::realtime::media_stream::Track;
 use metered::realtime::room::Room;
 
@@ -122,6 +123,14 @@ impl exports::metered::realtime::run::Guest for Hostile {
                     let _ = never.id();
                 }
                 Ok(())
+            }
+            // Leaks pollables (never dropped) until something gives.
+            "pollable-flood" => {
+                let s = source(1.0)?;
+                let frames = FrameIterator::new(&s.track());
+                loop {
+                    std::mem::forget(frames.subscribe());
+                }
             }
             other => Err(format!("unknown mode {other:?}")),
         }

@@ -97,6 +97,14 @@ async fn endless_pushing_is_held_by_backpressure_not_buffered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaked_pollables_hit_the_resource_cap() {
+    match hostile(&runtime(2), "pollable-flood").await {
+        AgentExit::ResourceLimit { what } => assert!(what.contains("pollables"), "{what}"),
+        other => panic!("expected a resource limit, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_metadata_is_refused_with_limit_exceeded() {
     match hostile(&runtime(2), "metadata").await {
         AgentExit::Failed { message } => assert!(message.contains("LimitExceeded"), "{message}"),
