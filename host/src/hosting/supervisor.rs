@@ -105,12 +105,11 @@ async fn run(presence: PresenceView, tenant: String, host: PeerRoomHost, rules: 
             };
             for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.pattern.matches(&channel)) {
                 let key = (i, channel.clone());
-                if running.get(&key).is_some_and(|r| r.task.is_finished()) {
-                    if let Some(done) = running.remove(&key)
-                        && let Ok(report) = done.task.await
-                    {
-                        tracing::info!(target: "metered_realtime::hosting", agent = %report.id, channel = %channel, exit = %report.exit, "agent ended");
-                    }
+                if running.get(&key).is_some_and(|r| r.task.is_finished())
+                    && let Some(done) = running.remove(&key)
+                    && let Ok(report) = done.task.await
+                {
+                    tracing::info!(target: "metered_realtime::hosting", agent = %report.id, channel = %channel, exit = %report.exit, "agent ended");
                 }
                 match (humans > 0, running.get(&key)) {
                     (true, None) => {
