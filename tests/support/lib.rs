@@ -145,29 +145,73 @@ pub fn limited_request(peer_id: &str) -> TokenRequest {
     }
 }
 
-/// Builds the Rust guests (`guests/rust`, release, `wasm32-wasip2`) once per
-/// test binary into `$CARGO_TARGET_DIR/guests`, and returns the component
-/// `name` (`echo_agent`, `tone_agent`, ...).
-pub fn rust_guest(name: &str) -> PathBuf {
-    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from).join("guests");
-    let built = BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = std::process::Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(repo_root().join("guests/rust/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .map_err(|e| format!("running cargo: {e}"))?;
-        if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
-    });
-    if let Err(e) = built {
-        panic!("building guests/rust failed (run scripts/setup for the wasm32-wasip2 target):\n{e}");
+/// A language the example guests are written in (`guests/<lang>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GuestLang {
+    /// `guests/rust`: wit-bindgen, `wasm32-wasip2`.
+    Rust,
+    /// `guests/python`: componentize-py.
+    Python,
+    /// `guests/js`: componentize-js (SpiderMonkey).
+    Js,
+}
+
+impl GuestLang {
+    /// Every language, for conformance tests.
+    pub const ALL: [GuestLang; 3] = [GuestLang::Rust, GuestLang::Python, GuestLang::Js];
+
+    /// The argument `guests/build` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestLang::Rust => "rust",
+            GuestLang::Python => "python",
+            GuestLang::Js => "js",
+        }
     }
-    target.join("wasm32-wasip2/release").join(format!("{name}.wasm"))
+}
+
+/// Where `guests/build` puts components: `$CARGO_TARGET_DIR/guests`.
+fn guest_out() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from).join("guests")
+}
+
+/// Builds the guests of `lang` from source with `guests/build` (once per test
+/// binary and language; Python and JS only when their sources changed) and
+/// returns the component `name` (`echo_agent`, `tone_agent`, ...).
+pub fn guest(lang: GuestLang, name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(GuestLang, Result<(), String>)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|(l, _)| *l == lang) {
+        let out = std::process::Command::new(repo_root().join("guests/build"))
+            .arg(lang.as_str())
+            .env("GUEST_OUT", guest_out())
+            .output()
+            .map_err(|e| format!("running guests/build: {e}"))
+            .and_then(
+                |o| if o.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&o.stderr).into_owned()) },
+            );
+        built.push((lang, out));
+    }
+    if let Some((_, Err(e))) = built.iter().find(|(l, _)| *l == lang) {
+        panic!("guests/build {} failed (run scripts/setup for the toolchains):\n{e}", lang.as_str());
+    }
+    match lang {
+        GuestLang::Rust => guest_out().join("wasm32-wasip2/release"),
+        GuestLang::Python => guest_out().join("python"),
+        GuestLang::Js => guest_out().join("js"),
+    }
+    .join(format!("{name}.wasm"))
+}
+
+/// The Rust guest `name` (`echo_agent`, `tone_agent`, ...), built from `guests/rust`.
+pub fn rust_guest(name: &str) -> PathBuf {
+    guest(GuestLang::Rust, name)
+}
+
+/// A compiled-component cache shared by the test binaries of one target
+/// directory: a Python or JS component is compiled once, not once per test.
+pub fn component_cache() -> PathBuf {
+    guest_out().join("compiled")
 }
 
 /// The `metered` binary with every feature (agent runtime, WebRTC), built

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use metered_realtime::runtime::AgentExit;
 use metered_realtime::runtime::offline::{OfflineOptions, run_offline_file};
+use metered_realtime::runtime::{AgentExit, CacheConfig, RuntimeConfig};
 use serde_json::Value;
 
 /// Options of `metered run`.
@@ -35,9 +35,33 @@ pub(crate) struct RunArgs {
     /// Offline mode: where the agent's first published track is written (48 kHz stereo WAV).
     #[arg(long, requires = "input")]
     output: Option<PathBuf>,
-    /// The agent's memory cap in MiB (default 128; Python guests need more).
+    /// The agent's memory cap in MiB (default 128).
     #[arg(long)]
     memory_mib: Option<usize>,
+    /// Keep compiled components here (default: the user cache,
+    /// `~/.cache/metered-realtime/components`).
+    #[arg(long, env = "METERED_CACHE_DIR", conflicts_with = "no_disk_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the component on every start (no disk cache).
+    #[arg(long)]
+    no_disk_cache: bool,
+}
+
+impl RunArgs {
+    /// The engine for one agent: its memory cap and the compiled-component cache.
+    fn runtime_config(&self) -> RuntimeConfig {
+        let mut config = RuntimeConfig::default();
+        config.max_agents = 8;
+        if let Some(mib) = self.memory_mib {
+            config.limits.memory_bytes = mib << 20;
+        }
+        config.cache = match (&self.cache_dir, self.no_disk_cache) {
+            (_, true) => CacheConfig::Memory,
+            (Some(dir), false) => CacheConfig::Dir(dir.clone()),
+            (None, false) => CacheConfig::user_default(),
+        };
+        config
+    }
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -48,7 +72,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     if let (Some(input), Some(output)) = (&args.input, &args.output) {
         let mut opts = OfflineOptions::default();
         opts.config = config.to_string();
-        let exit = run_offline_file(&args.agent, input, output, opts)?;
+        let exit = run_offline_file(&args.agent, input, output, opts, args.runtime_config())?;
         eprintln!("metered run: agent {exit}; wrote {}", output.display());
         return check(&exit);
     }
@@ -72,7 +96,7 @@ fn live(args: &RunArgs, channel: &str, config: String) -> anyhow::Result<()> {
 
     use metered_realtime::hosting::PeerRoomHost;
     use metered_realtime::peer::{IcePolicy, PeerOptions};
-    use metered_realtime::runtime::{AgentSpec, Runtime, RuntimeConfig};
+    use metered_realtime::runtime::{AgentSpec, Runtime};
     use metered_realtime::signalling::ClientOptions;
 
     let client = match (&args.key, &args.token) {
@@ -91,11 +115,7 @@ fn live(args: &RunArgs, channel: &str, config: String) -> anyhow::Result<()> {
     if is_loopback(&args.url) {
         peer = peer.ice(IcePolicy::LoopbackOnly);
     }
-    let mut rt_config = RuntimeConfig::default();
-    rt_config.max_agents = 8;
-    if let Some(mib) = args.memory_mib {
-        rt_config.limits.memory_bytes = mib << 20;
-    }
+    let rt_config = args.runtime_config();
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     tokio.block_on(async move {
         let runtime = Runtime::new(rt_config)?;

@@ -112,7 +112,7 @@ mod agents {
     use anyhow::{Context, bail};
     use metered_realtime::hosting::{AgentRule, PeerRoomHost, Supervisor};
     use metered_realtime::peer::{IcePolicy, PeerOptions};
-    use metered_realtime::runtime::{Runtime, RuntimeConfig};
+    use metered_realtime::runtime::{CacheConfig, Runtime, RuntimeConfig};
     use metered_realtime::server::{ChannelPattern, Server, ServerConfig};
     use metered_realtime::signalling::ClientOptions;
     use serde_json::Value;
@@ -131,7 +131,9 @@ mod agents {
             bail!("--agent-config must be a JSON object");
         }
         let key = config.publishable_keys.first().context("--agent needs a publishable key in the configuration")?;
-        let runtime = Runtime::new(RuntimeConfig::default())?;
+        let mut rt_config = RuntimeConfig::default();
+        rt_config.cache = CacheConfig::user_default();
+        let runtime = Runtime::new(rt_config)?;
         let mut rules = Vec::new();
         for spec in &args.agents {
             let (path, pattern) = spec.rsplit_once('@').context("--agent takes AGENT.wasm@CHANNEL_PATTERN")?;

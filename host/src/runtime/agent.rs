@@ -86,6 +86,7 @@ impl std::fmt::Debug for AgentComponent {
 
 impl AgentComponent {
     pub(crate) fn new(inner: Arc<Inner>, component: &Component, hash: ComponentHash) -> Result<Self, RuntimeError> {
+        super::host::check_imports(&inner.engine, component).map_err(RuntimeError::Link)?;
         let pre = inner.agent_linker.instantiate_pre(component).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
         let indices = GuestIndices::new(&pre).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
         Ok(Self { inner, pre, indices: Arc::new(indices), hash })

@@ -60,6 +60,19 @@ pub struct AgentLimits {
     pub message_bytes: usize,
 }
 
+impl CacheConfig {
+    /// The per-user disk cache the CLI uses: `$XDG_CACHE_HOME/metered-realtime/components`
+    /// (else `$HOME/.cache/...`); in memory when neither is set. Compiling a
+    /// Python or JS component takes seconds; loading it from here, milliseconds.
+    pub fn user_default() -> Self {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")));
+        base.map_or(Self::Memory, |b| Self::Dir(b.join("metered-realtime").join("components")))
+    }
+}
+
 impl Default for AgentLimits {
     fn default() -> Self {
         Self {

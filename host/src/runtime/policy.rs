@@ -46,6 +46,7 @@ impl std::fmt::Debug for PolicyComponent {
 
 impl PolicyComponent {
     pub(crate) fn new(inner: Arc<Inner>, component: &Component) -> Result<Self, RuntimeError> {
+        super::host::check_imports(&inner.engine, component).map_err(RuntimeError::Link)?;
         let pre = inner.policy_linker.instantiate_pre(component).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
         let indices = GuestIndices::new(&pre).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
         Ok(Self { inner, pre, indices: Arc::new(indices) })

@@ -132,6 +132,20 @@ impl exports::metered::realtime::run::Guest for Hostile {
                     std::mem::forget(frames.subscribe());
                 }
             }
+            // Reaches for the outside world: a TCP connection and a UDP packet
+            // to `port` on loopback, a name lookup, a file, the environment.
+            // Reports what each attempt got, as its error text.
+            "escape" => {
+                let port = config["port"].as_u64().unwrap_or(9) as u16;
+                let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map(|_| "connected");
+                let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+                    .and_then(|s| s.send_to(b"escape", ("127.0.0.1", port)))
+                    .map(|_| "sent");
+                let dns = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", port)).map(|_| "resolved");
+                let file = std::fs::read("/etc/hostname").map(|_| "read");
+                let env = std::env::vars().count();
+                Err(format!("tcp: {tcp:?}; udp: {udp:?}; dns: {dns:?}; file: {file:?}; env: {env}"))
+            }
             other => Err(format!("unknown mode {other:?}")),
         }
     }

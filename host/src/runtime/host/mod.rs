@@ -23,13 +23,18 @@ impl HasData for Io {
 
 /// Adds the WASI subset every guest gets: clocks, random, I/O streams and
 /// polling, an empty environment, a filesystem with nothing preopened, and
-/// stdio routed to `tracing`. Sockets are not linked at all: a component that
-/// imports them fails to link.
+/// stdio routed to `tracing`, and `wasi:sockets` against a context that allows
+/// nothing: language runtimes (componentize-py, componentize-js) import sockets
+/// whether or not the guest uses them, so they link, and every attempt to
+/// create a socket or resolve a name is refused with `access-denied`.
 pub(crate) fn add_wasi(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random};
-    use wasmtime_wasi::{cli::WasiCli, clocks::WasiClocks, filesystem::WasiFilesystem, random::WasiRandom};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets};
+    use wasmtime_wasi::{
+        cli::WasiCli, clocks::WasiClocks, filesystem::WasiFilesystem, random::WasiRandom, sockets::WasiSockets,
+    };
     use wasmtime_wasi::{
         cli::WasiCliView, clocks::WasiClocksView, filesystem::WasiFilesystemView, random::WasiRandomView,
+        sockets::WasiSocketsView,
     };
 
     let l = linker;
@@ -53,7 +58,31 @@ pub(crate) fn add_wasi(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> 
     cli::terminal_stderr::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
     filesystem::types::add_to_linker::<GuestState, WasiFilesystem>(l, GuestState::filesystem)?;
     filesystem::preopens::add_to_linker::<GuestState, WasiFilesystem>(l, GuestState::filesystem)?;
+    sockets::tcp::add_to_linker::<GuestState, WasiSockets>(l, GuestState::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<GuestState, WasiSockets>(l, GuestState::sockets)?;
+    sockets::udp::add_to_linker::<GuestState, WasiSockets>(l, GuestState::sockets)?;
+    sockets::udp_create_socket::add_to_linker::<GuestState, WasiSockets>(l, GuestState::sockets)?;
+    sockets::instance_network::add_to_linker::<GuestState, WasiSockets>(l, GuestState::sockets)?;
+    sockets::network::add_to_linker::<GuestState, WasiSockets>(l, &Default::default(), GuestState::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<GuestState, WasiSockets>(l, GuestState::sockets)?;
     Ok(())
+}
+
+/// Interfaces a guest may import. Anything else is refused at load time, with
+/// its name, rather than failing on first use.
+const IMPORTABLE: [&str; 7] =
+    ["wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "wasi:filesystem/", "wasi:sockets/", "metered:realtime/"];
+
+/// Refuses a component that imports an interface outside [`IMPORTABLE`],
+/// naming it (a clearer message than the linker's).
+pub(crate) fn check_imports(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Result<(), String> {
+    match component.component_type().imports(engine).find(|(name, _)| !IMPORTABLE.iter().any(|p| name.starts_with(p))) {
+        Some((name, _)) => Err(format!("the component imports `{name}`, which agents cannot use")),
+        None => Ok(()),
+    }
 }
 
 /// Adds `log`: all a metadata policy may import.

@@ -293,16 +293,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError + '_ {
 
 /// `metered run AGENT.wasm --input in.wav --output out.wav`: runs the agent
 /// offline on a virtual clock and writes its first published audio track to
-/// `output` (48 kHz stereo s16 WAV). Blocking: builds its own runtimes.
+/// `output` (48 kHz stereo s16 WAV). `runtime` sets the engine (limits, the
+/// compiled-component cache). Blocking: builds its own runtimes.
 pub fn run_offline_file(
     agent: &Path,
     input: &Path,
     output: &Path,
     opts: OfflineOptions,
+    runtime: RuntimeConfig,
 ) -> Result<AgentExit, OfflineError> {
     let bytes = std::fs::read(input).map_err(io(input))?;
     let pcm = read_wav(&bytes).map_err(|source| OfflineError::Wav { path: input.display().to_string(), source })?;
-    let runtime = Runtime::new(RuntimeConfig { max_agents: 4, ..RuntimeConfig::default() })?;
+    let runtime = Runtime::new(runtime)?;
     let component = runtime.load_agent_file(agent)?;
     let tokio =
         tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().map_err(io(output))?;

@@ -105,6 +105,29 @@ async fn leaked_pollables_hit_the_resource_cap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_reaches_no_socket_file_or_environment() {
+    // A listener the guest is told to reach, by TCP and UDP.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let rt = runtime(2);
+    let agent = rt.load_agent(&guest("hostile_agent")).unwrap();
+    let spec = AgentSpec::new(format!(r#"{{"mode": "escape", "port": {port}}}"#));
+    let message = match agent.spawn(spec).await.unwrap().join().await.exit {
+        AgentExit::Failed { message } => message,
+        other => panic!("{other:?}"),
+    };
+    eprintln!("{message}");
+    for attempt in ["tcp: Err", "udp: Err", "dns: Err", "file: Err", "env: 0"] {
+        assert!(message.contains(attempt), "{attempt} expected in: {message}");
+    }
+    assert!(tcp.accept().is_err(), "the guest connected to a loopback listener");
+    assert!(udp.recv_from(&mut [0u8; 16]).is_err(), "the guest sent a UDP packet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_metadata_is_refused_with_limit_exceeded() {
     match hostile(&runtime(2), "metadata").await {
         AgentExit::Failed { message } => assert!(message.contains("LimitExceeded"), "{message}"),

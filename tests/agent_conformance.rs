@@ -1,0 +1,136 @@
+//! One conformance suite, run against the echo agent of every guest language
+//! (`guests/rust/echo`, `guests/python/echo`, `guests/js/echo`, each built from
+//! source by `guests/build`):
+//!
+//! - **in a room**: the agent runs in the wasmtime runtime and joins a channel
+//!   on `metered serve` through `PeerRoomHost` (a `MeteredPeer` of its own);
+//!   the official Python SDK peer in that channel hears its own tone come back
+//!   — frequency and level measured on the frames it receives, stream id and
+//!   metadata as the guest published them. When the Python peer leaves, the
+//!   echo's iterator ends and the agent finishes cleanly.
+//! - **offline**: `run_offline_file` (what `metered run --input --output`
+//!   calls) echoes a WAV file on a virtual clock; the same input gives a
+//!   byte-identical output file on every run, with the input's tone in it.
+#![cfg(all(feature = "webrtc", feature = "runtime"))]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e_support::{GuestLang, TestServer, component_cache, guest, repo_root, run_python};
+use metered_realtime::audio::analysis::{rms_dbfs, tone_frequency};
+use metered_realtime::hosting::PeerRoomHost;
+use metered_realtime::peer::{IcePolicy, PeerOptions};
+use metered_realtime::runtime::offline::{OfflineOptions, Pcm, read_wav, run_offline_file, write_wav};
+use metered_realtime::runtime::{AgentExit, AgentSpec, CacheConfig, Runtime, RuntimeConfig};
+use metered_realtime::signalling::ClientOptions;
+use serde_json::{Value, json};
+
+const PY_FREQ: f64 = 660.0;
+const PY_AMP: f64 = 0.4;
+
+/// The engine the conformance tests run guests in: default limits, and the
+/// compiled-component cache shared by the test binaries.
+fn runtime_config() -> RuntimeConfig {
+    let mut config = RuntimeConfig::default();
+    config.max_agents = 8;
+    config.cache = CacheConfig::Dir(component_cache());
+    config
+}
+
+async fn echo_returns_the_python_peers_tone(lang: GuestLang) {
+    assert!(e2e_support::python_sdk_available(), "run scripts/setup: the official Python SDK is missing");
+    let server = TestServer::start().await;
+    let channel = format!("agent-echo-{}", lang.as_str());
+    let component = guest(lang, "echo_agent");
+    let runtime = Runtime::new(runtime_config()).unwrap();
+    let echo =
+        tokio::task::spawn_blocking(move || runtime.load_agent_file(component).map(|c| (runtime, c))).await.unwrap();
+    let (runtime, echo) = echo.unwrap_or_else(|e| panic!("loading the {} echo agent: {e}", lang.as_str()));
+    let opts =
+        PeerOptions::new(ClientOptions::with_api_key(server.key()).url(server.base_url())).ice(IcePolicy::LoopbackOnly);
+    let host = Arc::new(PeerRoomHost::new(opts).only(&channel));
+    let config = json!({ "channel": channel }).to_string();
+    let agent = echo.spawn(AgentSpec::new(config).room(host)).await.unwrap();
+
+    let args = json!({"url": server.base_url(), "key": server.key(), "channel": channel, "mode": "py_leaves",
+        "freq": PY_FREQ, "amp": PY_AMP})
+    .to_string();
+    let out = run_python(&repo_root().join("tests/python/peer_audio.py"), &[&args], Duration::from_secs(90)).await;
+    assert_eq!(out.code, Some(0), "python failed:\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
+    let py: Value = serde_json::from_str(out.stdout.lines().last().unwrap_or_default()).expect("python JSON");
+    assert_eq!(py["stream_ids"], json!(["echo"]), "{py}");
+    assert_eq!(py["metadata"], json!({"role": "echo", "label": "Echo"}));
+    let heard = &py["heard"];
+    let (f, db) = (heard["freq"].as_f64().unwrap(), heard["dbfs"].as_f64().unwrap());
+    eprintln!("python hears the {} echo: {f:.1} Hz at {db:.1} dBFS", lang.as_str());
+    assert!((f - PY_FREQ).abs() < 10.0, "python hears {f} Hz, want {PY_FREQ}");
+    // Python sends mono upmixed at -3 dB per channel; the echo returns it as is.
+    let want = 20.0 * PY_AMP.log10() - 3.01 - 3.01;
+    assert!((db - want).abs() < 3.0, "python hears {db} dBFS, want {want}");
+
+    // Python left: the echo's iterator ends, the guest returns, the agent finishes.
+    let report = tokio::time::timeout(Duration::from_secs(20), agent.join()).await.expect("agent ends within 20 s");
+    assert_eq!(report.exit, AgentExit::Finished, "{}", report.exit);
+    assert_eq!(runtime.live_guests(), 0);
+    server.shutdown().await;
+}
+
+fn offline_echo_is_identical_every_run(lang: GuestLang) {
+    let dir = std::env::temp_dir().join(format!("metered-conformance-{}-{}", std::process::id(), lang.as_str()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let samples = (0..16_000 * 2)
+        .map(|i| ((f64::from(i) * std::f64::consts::TAU * 440.0 / 16_000.0).sin() * 16_384.0) as i16)
+        .collect();
+    let input = dir.join("in.wav");
+    std::fs::write(&input, write_wav(&Pcm { sample_rate: 16_000, channels: 1, samples })).unwrap();
+    let agent = guest(lang, "echo_agent");
+    let mut outputs = Vec::new();
+    for run in 0..2 {
+        let output = dir.join(format!("out{run}.wav"));
+        let exit = run_offline_file(&agent, &input, &output, OfflineOptions::default(), runtime_config())
+            .unwrap_or_else(|e| panic!("offline {} echo: {e}", lang.as_str()));
+        assert_eq!(exit, AgentExit::Finished, "{exit}");
+        outputs.push(std::fs::read(&output).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1], "{}: the same input must give the same output file", lang.as_str());
+    let pcm = read_wav(&outputs[0]).unwrap();
+    assert_eq!((pcm.sample_rate, pcm.channels), (48_000, 2));
+    let left: Vec<f64> =
+        pcm.samples.iter().step_by(2).map(|&s| f64::from(s) / 32_768.0).filter(|v| v.abs() > 1e-4).collect();
+    let seconds = left.len() as f64 / 48_000.0;
+    assert!((seconds - 2.0).abs() < 0.1, "{}: {seconds} s of echo for 2 s of input", lang.as_str());
+    let f = tone_frequency(&left, 48_000.0);
+    assert!((f - 440.0).abs() < 2.0, "{}: echoed {f} Hz", lang.as_str());
+    assert!((rms_dbfs(&left) + 9.0).abs() < 0.5, "{}: echoed at {} dBFS", lang.as_str(), rms_dbfs(&left));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rust_echo_agent_returns_the_python_peers_tone() {
+    echo_returns_the_python_peers_tone(GuestLang::Rust).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn python_echo_agent_returns_the_python_peers_tone() {
+    echo_returns_the_python_peers_tone(GuestLang::Python).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn js_echo_agent_returns_the_python_peers_tone() {
+    echo_returns_the_python_peers_tone(GuestLang::Js).await;
+}
+
+#[test]
+fn rust_echo_agent_offline_is_identical_every_run() {
+    offline_echo_is_identical_every_run(GuestLang::Rust);
+}
+
+#[test]
+fn python_echo_agent_offline_is_identical_every_run() {
+    offline_echo_is_identical_every_run(GuestLang::Python);
+}
+
+#[test]
+fn js_echo_agent_offline_is_identical_every_run() {
+    offline_echo_is_identical_every_run(GuestLang::Js);
+}
