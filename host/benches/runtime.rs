@@ -1,16 +1,20 @@
-//! Agent runtime benchmark (Rust guests). Prints one JSON object:
+//! Agent runtime benchmark: the echo agent of every guest language (Rust,
+//! Python, JS), side by side. Prints one JSON object with, per language:
 //!
 //! - `instantiate_us`: p50/p99 of instantiating the echo agent from a warm
 //!   `InstancePre` (pooling allocator, copy-on-write memory image);
 //! - `per_frame_us`: host↔guest cost of one 20 ms frame (`next` + `push`):
 //!   the echo agent against a native Rust loop doing the same media work;
 //! - `density`: echo agents running at once on the real clock, each fed a
-//!   numbered 20 ms frame on schedule and checked frame by frame on the way out
-//!   (a miss = an output frame that is silent or out of sequence once started),
-//!   with RSS per agent and process CPU.
+//!   numbered 20 ms frame on schedule (agents' phases spread evenly over the
+//!   20 ms, as independent peers' are) and checked frame by frame on the way
+//!   out (a miss = an output frame that is silent or out of sequence once
+//!   started, i.e. later than ~10 ms), with RSS per agent and process CPU;
+//! - `rss_per_idle_instance_kib`.
 //!
 //! `cargo bench -p metered-realtime --features runtime --bench runtime`
-//! (`BENCH_QUICK=1` for a short run). Guests are built from `guests/rust`.
+//! (`BENCH_QUICK=1` for a short run, `BENCH_LANGS=rust,python` for some
+//! languages). Guests are built from `guests/` by `guests/build`.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -33,17 +37,22 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn guest(name: &str) -> Vec<u8> {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from).join("guests");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(repo().join("guests/rust/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
+/// Builds the echo agent of `lang` with `guests/build` and returns its bytes.
+fn echo_component(lang: &str) -> Vec<u8> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    let out = target.join("guests");
+    let status = std::process::Command::new(repo().join("guests/build"))
+        .arg(lang)
+        .env("GUEST_OUT", &out)
+        .stdout(std::process::Stdio::null())
         .status()
-        .expect("cargo");
-    assert!(status.success(), "building guests/rust failed");
-    std::fs::read(target.join("wasm32-wasip2/release").join(format!("{name}.wasm"))).expect("guest")
+        .expect("guests/build");
+    assert!(status.success(), "guests/build {lang} failed (run scripts/setup)");
+    let path = match lang {
+        "rust" => out.join("wasm32-wasip2/release/echo_agent.wasm"),
+        other => out.join(other).join("echo_agent.wasm"),
+    };
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn rss_bytes() -> u64 {
@@ -74,13 +83,20 @@ fn frame(value: i16, pts: u64) -> AudioFrame {
 struct InstantTrack {
     left: AtomicU64,
     frame: AudioFrame,
+    /// When the first frame was handed out: the agent has started up.
+    started_at: Mutex<Option<Instant>>,
     /// When the first `Ended` was handed out: after the last frame was pushed.
     ended_at: Mutex<Option<Instant>>,
 }
 
 impl InstantTrack {
     fn new(frames: u64) -> Self {
-        Self { left: AtomicU64::new(frames), frame: frame(7, 0), ended_at: Mutex::new(None) }
+        Self {
+            left: AtomicU64::new(frames),
+            frame: frame(7, 0),
+            started_at: Mutex::new(None),
+            ended_at: Mutex::new(None),
+        }
     }
 }
 
@@ -93,7 +109,10 @@ impl MediaStreamTrack for InstantTrack {
     }
     fn poll_recv(&self, _cx: &mut Context<'_>) -> Poll<Result<Frame, TrackEnded>> {
         match self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)) {
-            Ok(_) => Poll::Ready(Ok(Frame::Audio(self.frame.clone()))),
+            Ok(_) => {
+                self.started_at.lock().get_or_insert_with(Instant::now);
+                Poll::Ready(Ok(Frame::Audio(self.frame.clone())))
+            }
             Err(_) => {
                 self.ended_at.lock().get_or_insert_with(Instant::now);
                 Poll::Ready(Err(TrackEnded))
@@ -225,10 +244,86 @@ async fn check_output(track: Arc<dyn MediaStreamTrack>, start: tokio::time::Inst
     (checked, misses)
 }
 
+/// What one language is measured with: sample sizes and the agent counts of
+/// the density runs.
+struct Plan {
+    lang: &'static str,
+    instantiations: usize,
+    frames: u64,
+    counts: &'static [usize],
+    idle: usize,
+}
+
+fn plans(quick: bool) -> Vec<Plan> {
+    let all = vec![
+        Plan {
+            lang: "rust",
+            instantiations: if quick { 500 } else { 5_000 },
+            frames: if quick { 2_000 } else { 10_000 },
+            counts: if quick { &[100, 500] } else { &[250, 500, 1000, 1500] },
+            idle: 1000,
+        },
+        Plan {
+            lang: "python",
+            instantiations: if quick { 50 } else { 300 },
+            frames: if quick { 1_000 } else { 3_000 },
+            counts: if quick { &[25] } else { &[25, 50, 100] },
+            idle: 50,
+        },
+        Plan {
+            lang: "js",
+            instantiations: if quick { 100 } else { 1_000 },
+            frames: if quick { 1_000 } else { 3_000 },
+            counts: if quick { &[25] } else { &[25, 50, 100] },
+            idle: 50,
+        },
+    ];
+    let only = std::env::var("BENCH_LANGS").ok();
+    all.into_iter().filter(|p| only.as_deref().is_none_or(|o| o.split(',').any(|l| l.trim() == p.lang))).collect()
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` probes harness=false benches
+    }
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    let echo_bytes = guest("echo_agent");
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut languages = serde_json::Map::new();
+    for plan in plans(quick) {
+        let result = bench_language(&tokio, &plan, quick);
+        languages.insert(plan.lang.to_owned(), result);
+    }
+    let verdict = |lang: &str, f: &dyn Fn(&serde_json::Value) -> Option<bool>| languages.get(lang).and_then(f);
+    let real_time_at = |v: &serde_json::Value, n: u64| {
+        v["density"].as_array().and_then(|d| {
+            d.iter().find(|r| r["agents"].as_u64() == Some(n)).map(|r| r["misses"] == 0 && r["finished"] == n)
+        })
+    };
+    let out = json!({
+        "bench": "runtime",
+        "quick": quick,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        "languages": languages,
+        "goals": {
+            "rust_instantiate_p50_le_10us": verdict("rust", &|v| Some(v["instantiate_us"]["p50"].as_f64()? <= 10.0)),
+            "rust_per_frame_overhead_le_2us": verdict("rust", &|v| Some(v["per_frame_us"]["overhead_us"].as_f64()? <= 2.0)),
+            "python_per_frame_overhead_le_25us": verdict("python", &|v| Some(v["per_frame_us"]["overhead_us"].as_f64()? <= 25.0)),
+            "js_per_frame_overhead_le_25us": verdict("js", &|v| Some(v["per_frame_us"]["overhead_us"].as_f64()? <= 25.0)),
+            "rust_1000_agents_real_time": verdict("rust", &|v| real_time_at(v, 1000)),
+            "python_50_agents_real_time": verdict("python", &|v| real_time_at(v, 50)),
+            "rust_rss_per_agent_lt_1mib": verdict("rust", &|v| {
+                let d = v["density"].as_array()?;
+                Some(d.iter().filter_map(|r| r["rss_per_agent_kib"].as_f64()).all(|k| k < 1024.0))
+            }),
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap());
+}
+
+/// Every measurement of one language's echo agent.
+fn bench_language(tokio: &tokio::runtime::Runtime, plan: &Plan, quick: bool) -> serde_json::Value {
+    let echo_bytes = echo_component(plan.lang);
     let mut config = RuntimeConfig::default();
     // The per-frame run feeds frames with no pacing, so the echo never waits:
     // lift the caps that would (rightly) end it, and let it buffer everything.
@@ -244,7 +339,7 @@ fn main() {
     let cached_ms = cached_start.elapsed().as_secs_f64() * 1e3;
 
     // Instantiation from a warm InstancePre.
-    let n = if quick { 500 } else { 5_000 };
+    let n = plan.instantiations;
     let mut times = Vec::with_capacity(n);
     tokio.block_on(async {
         for _ in 0..n {
@@ -258,7 +353,7 @@ fn main() {
     let instantiate = json!({"p50": percentile(&times, 0.5), "p99": percentile(&times, 0.99), "n": n});
 
     // Per-frame cost: `next` + `push` through the guest vs a native loop.
-    let frames = if quick { 2_000 } else { 10_000 };
+    let frames = plan.frames;
     let opts = AudioSourceOptions {
         input_rate: 48_000,
         input_layout: InputLayout::Stereo,
@@ -282,13 +377,14 @@ fn main() {
             let track = Arc::new(InstantTrack::new(frames));
             let r = room(track.clone(), |_| {});
             let agent = echo.instantiate(AgentSpec::new(r#"{"buffer": 3600}"#).room(r)).await.unwrap();
-            let t = Instant::now();
             let handle = tokio::spawn(agent.run());
-            // The echo then waits for a playout nobody paces: time to the end
-            // of its input, then stop it.
-            let end = loop {
-                if let Some(end) = *track.ended_at.lock() {
-                    break end;
+            // From the first frame handed out (start-up excluded) to the
+            // guest asking for one past the last: `frames` iterations of
+            // `next` + `push`. The echo then waits for a playout nobody
+            // paces: stop it.
+            let (t, end) = loop {
+                if let (Some(t), Some(end)) = (*track.started_at.lock(), *track.ended_at.lock()) {
+                    break (t, end);
                 }
                 assert!(!handle.is_finished(), "the echo agent ended early");
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -314,7 +410,7 @@ fn main() {
 
     // Density on the real clock.
     let seconds: u64 = if quick { 3 } else { 6 };
-    let counts: &[usize] = if quick { &[100, 500] } else { &[250, 500, 1000, 1500] };
+    let counts = plan.counts;
     let mut density = Vec::new();
     for &k in counts {
         let result = tokio.block_on(async {
@@ -324,7 +420,10 @@ fn main() {
             let frames = seconds * 50;
             let results = Arc::new(Mutex::new(Vec::new()));
             let mut handles = Vec::with_capacity(k);
-            for _ in 0..k {
+            for i in 0..k {
+                // Agents' inputs come from independent peers: their 20 ms
+                // phases are spread evenly rather than all due at one instant.
+                let start = start + Duration::from_micros(20_000 * i as u64 / k as u64);
                 let track = Arc::new(NumberedTrack { start, frames, next: Mutex::new((0, None)) });
                 let results = results.clone();
                 let r = room(track, move |out| {
@@ -370,7 +469,7 @@ fn main() {
 
     // RSS of idle instances only (no media).
     let idle = tokio.block_on(async {
-        let k = 1000;
+        let k = plan.idle;
         let rss0 = rss_bytes();
         let mut live = Vec::with_capacity(k);
         for _ in 0..k {
@@ -381,8 +480,7 @@ fn main() {
         per
     });
 
-    let out = json!({
-        "guest": "rust echo_agent",
+    json!({
         "component_bytes": echo_bytes.len(),
         "compile_ms": compile_ms,
         "load_cached_ms": cached_ms,
@@ -390,7 +488,5 @@ fn main() {
         "per_frame_us": per_frame,
         "density": density,
         "rss_per_idle_instance_kib": idle,
-        "goals": {"instantiate_p50_us": 10, "per_frame_overhead_us": 2, "agents_real_time": 1000, "rss_per_agent_kib": 1024},
-    });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap());
+    })
 }

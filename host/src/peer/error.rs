@@ -50,6 +50,12 @@ pub enum PeerError {
     /// The signalling client refused or failed.
     #[error(transparent)]
     Signalling(#[from] ClientError),
+    /// No channel roster arrived after a reconnect, even after re-issuing the
+    /// subscribe: `close` this peer and build a new one to re-join.
+    #[error(
+        "reconcile timed out: no channel presence arrived after reconnect; close this peer and build a new one to re-join"
+    )]
+    ReconcileTimeout,
     /// The WebRTC stack failed (description, candidate, transport).
     #[error("webrtc: {0}")]
     Rtc(String),

@@ -1,6 +1,7 @@
 //! Outbound media: one [`LocalTrack`] per track given to `add_track`. Its pump
-//! reads the source's frames, encodes each 20 ms once, and writes the packet to
-//! one RTP track shared by every peer connection (the stack fans it out).
+//! reads the source's frames in real time, encodes each 20 ms once — only while
+//! some connection is sending the track — and writes the packet to one RTP
+//! track shared by every peer connection (the stack fans it out).
 //! `replace_track` swaps the source under the pump: same RTP track, same SSRC,
 //! no renegotiation.
 
@@ -47,6 +48,9 @@ impl LocalTrack {
                     _ = swap.notified() => continue,
                 };
                 match frame {
+                    // Nobody to send to yet: the source still plays out in
+                    // real time, but its frames are not encoded.
+                    Ok(Frame::Audio(_)) if !out.is_bound() => {}
                     Ok(Frame::Audio(frame)) => {
                         let mut n = 0;
                         let res = encoder.push(&frame, |p| {

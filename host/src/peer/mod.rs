@@ -39,8 +39,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not yet: video (VP8) send/receive, data channels, the SDKs' reconcile
-//! watchdog (forced resubscribe when no roster arrives after a reconnect).
+//! Not yet: video (VP8) send/receive.
 
 mod codec;
 mod connection;
@@ -57,6 +56,7 @@ pub mod track_meta;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -93,12 +93,17 @@ pub struct PeerOptions {
     pub ice: IcePolicy,
     /// Event buffer per subscriber; a subscriber that lags further loses events.
     pub event_capacity: usize,
+    /// How long to wait for the channel's roster after a reconnect before
+    /// re-issuing the subscribe (twice), then giving up with
+    /// [`PeerError::ReconcileTimeout`] on [`PeerEvent::FatalError`] (default
+    /// 10 s, as the SDKs).
+    pub reconcile_deadline: Duration,
 }
 
 impl PeerOptions {
     /// Options with defaults around a client's options.
     pub fn new(client: ClientOptions) -> Self {
-        Self { client, ice: IcePolicy::Default, event_capacity: 1024 }
+        Self { client, ice: IcePolicy::Default, event_capacity: 1024, reconcile_deadline: Duration::from_secs(10) }
     }
 
     /// Sets the ICE policy ([`IcePolicy::LoopbackOnly`] for same-host tests).
@@ -190,11 +195,28 @@ pub(crate) struct RoomState {
     max_message_size: usize,
     peers: HashMap<String, (RemotePeer, Connection)>,
     tracked: Vec<Tracked>,
-    reconcile_pending: bool,
+    /// The options `join` subscribed with (a forced resubscribe reuses them).
+    join_opts: SubscribeOptions,
+    reconcile: Reconcile,
 }
+
+/// Waiting for the roster after a reconnect: the first presence frame is the
+/// channel's snapshot (see `room.rs`). Armed by the reconnect's welcome; if no
+/// presence arrives by `deadline`, the subscribe is re-issued up to
+/// [`MAX_RECONCILE_RESUBSCRIBES`] times, then the peer gives up.
+#[derive(Debug, Default)]
+pub(crate) struct Reconcile {
+    pending: bool,
+    deadline: Option<tokio::time::Instant>,
+    resubscribes: u32,
+}
+
+/// Forced resubscribes after a reconnect before [`PeerError::ReconcileTimeout`].
+const MAX_RECONCILE_RESUBSCRIBES: u32 = 2;
 
 pub(crate) struct Inner {
     client: SignallingClient,
+    reconcile_deadline: Duration,
     api: Arc<RtcApi>,
     events: broadcast::Sender<PeerEvent>,
     st: Mutex<RoomState>,
@@ -294,16 +316,27 @@ impl MeteredPeer {
                 max_message_size: FALLBACK_MAX_MESSAGE_SIZE,
                 peers: HashMap::new(),
                 tracked: Vec::new(),
-                reconcile_pending: false,
+                join_opts: SubscribeOptions::default(),
+                reconcile: Reconcile::default(),
             }),
             gate,
+            reconcile_deadline: opts.reconcile_deadline,
         });
-        // Events are handled in order by one task; it holds the room weakly.
+        // Events (and the reconcile deadline) are handled in order by one
+        // task; it holds the room weakly.
         let mut rx = client.events();
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
-            loop {
-                let ev = match rx.recv().await {
+            while let Some(deadline) = weak.upgrade().map(|i| i.st.lock().reconcile.deadline) {
+                let ev = tokio::select! {
+                    ev = rx.recv() => ev,
+                    () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                        let Some(inner) = weak.upgrade() else { break };
+                        inner.on_reconcile_deadline();
+                        continue;
+                    }
+                };
+                let ev = match ev {
                     Ok(ev) => ev,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(target: "metered_realtime::peer", "missed {n} signalling events");
@@ -366,7 +399,11 @@ impl MeteredPeer {
                 self.inner.client.connect().await?;
             }
             // Set before the ack: the roster snapshot can arrive right behind it.
-            self.inner.st.lock().channel = Some(channel.to_owned());
+            {
+                let mut st = self.inner.st.lock();
+                st.channel = Some(channel.to_owned());
+                st.join_opts = opts;
+            }
             self.inner.client.subscribe_with(channel, opts).await?;
             Ok::<_, PeerError>(())
         }

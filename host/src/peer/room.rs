@@ -8,10 +8,10 @@ use super::connection::{Command, Connection};
 use super::events::{ConnectionState, DataKind, PeerEvent, PeerState};
 use super::remote::RemotePeer;
 use super::track_meta::Rejected;
-use super::{Inner, PeerError};
+use super::{Inner, MAX_RECONCILE_RESUBSCRIBES, PeerError, Reconcile};
 use crate::protocol::PresencePeer;
 use crate::protocol::{RtcSignal, TrackMeta, is_polite};
-use crate::signalling::ClientEvent;
+use crate::signalling::{ClientEvent, ClientState};
 
 /// Most remote peers tracked per channel (each costs a connection).
 pub const MAX_PEERS_PER_CHANNEL: usize = 256;
@@ -49,11 +49,19 @@ impl Inner {
                 self.gate.set_max(max);
                 if is_reconnect && st.state == PeerState::Reconnecting {
                     if st.peers.is_empty() {
-                        st.reconcile_pending = false;
+                        // Nobody to reconcile: peers who joined meanwhile
+                        // arrive as deltas, which an empty map takes as is.
+                        st.reconcile = Reconcile::default();
                         drop(st);
                         self.set_state(PeerState::Joined);
                     } else {
-                        st.reconcile_pending = true;
+                        // The deadline runs from this welcome, with a fresh
+                        // budget of forced resubscribes.
+                        st.reconcile = Reconcile {
+                            pending: true,
+                            deadline: Some(tokio::time::Instant::now() + self.reconcile_deadline),
+                            resubscribes: 0,
+                        };
                     }
                 }
             }
@@ -64,7 +72,7 @@ impl Inner {
                 let (ours, reconcile) = {
                     let mut st = self.st.lock();
                     let ours = st.channel.as_deref() == Some(channel.as_str());
-                    let reconcile = ours && std::mem::take(&mut st.reconcile_pending);
+                    let reconcile = ours && std::mem::take(&mut st.reconcile).pending;
                     (ours, reconcile)
                 };
                 if !ours {
@@ -141,7 +149,8 @@ impl Inner {
         if will_reconnect && matches!(state, PeerState::Joined | PeerState::Reconnecting) {
             let peers: Vec<RemotePeer> = {
                 let mut st = self.st.lock();
-                st.reconcile_pending = true;
+                // Offline, the deadline is moot: the next welcome re-arms it.
+                st.reconcile = Reconcile { pending: true, ..Reconcile::default() };
                 st.peers.values().map(|(r, _)| r.clone()).collect()
             };
             for p in peers {
@@ -162,6 +171,40 @@ impl Inner {
             tokio::spawn(async move { client.close().await });
         }
         self.teardown(Some(if reason.is_empty() { format!("disconnected (code {code})") } else { reason })).await;
+    }
+
+    /// No roster arrived by the reconcile deadline: re-issue the subscribe
+    /// (the server answers it with a snapshot), or give up once the budget
+    /// is spent.
+    pub(crate) fn on_reconcile_deadline(&self) {
+        let mut st = self.st.lock();
+        st.reconcile.deadline = None;
+        if !st.reconcile.pending || st.state != PeerState::Reconnecting {
+            return;
+        }
+        // Offline again: the next welcome re-arms the deadline.
+        if self.client.state() != ClientState::Connected {
+            return;
+        }
+        let Some(channel) = st.channel.clone() else { return };
+        if st.reconcile.resubscribes >= MAX_RECONCILE_RESUBSCRIBES {
+            drop(st);
+            tracing::warn!(target: "metered_realtime::peer", %channel, "no roster after reconnect; giving up");
+            self.emit(PeerEvent::FatalError { error: PeerError::ReconcileTimeout });
+            return;
+        }
+        st.reconcile.resubscribes += 1;
+        st.reconcile.deadline = Some(tokio::time::Instant::now() + self.reconcile_deadline);
+        let (attempt, opts) = (st.reconcile.resubscribes, st.join_opts);
+        drop(st);
+        tracing::warn!(target: "metered_realtime::peer", %channel, attempt, "no roster after reconnect; re-issuing subscribe");
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            // The re-armed deadline drives the next step whatever this returns.
+            if let Err(e) = client.subscribe_with(&channel, opts).await {
+                tracing::warn!(target: "metered_realtime::peer", %channel, "forced resubscribe failed: {e}");
+            }
+        });
     }
 
     /// The first presence after a reconnect is the channel's full roster.
@@ -247,7 +290,7 @@ impl Inner {
         let (peer_id, channel) = {
             let mut st = self.st.lock();
             st.tracked.clear();
-            st.reconcile_pending = false;
+            st.reconcile = Reconcile::default();
             (st.peer_id.clone(), st.channel.take())
         };
         self.set_state(PeerState::Closed);

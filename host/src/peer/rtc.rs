@@ -2,8 +2,10 @@
 //! tokio API). Everything else in `peer` talks to [`RtcApi`], [`Pc`],
 //! [`LocalRtpTrack`] and [`RemoteRtp`], so the stack can be swapped here alone.
 
+use std::any::Any;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -30,8 +32,8 @@ use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
-use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::track::track_local::{TrackLocal, TrackLocalContext};
 use webrtc::track::track_remote::TrackRemote;
 
 use super::PeerError;
@@ -358,12 +360,63 @@ pub(crate) struct RtpSender(Arc<RTCRtpSender>);
 /// An outbound Opus track. One per local track, added to every peer's
 /// connection: each encoded packet is written once and fanned out by the stack.
 #[derive(Clone)]
-pub(crate) struct LocalRtpTrack(Arc<TrackLocalStaticSample>);
+pub(crate) struct LocalRtpTrack(Arc<Bound>);
+
+/// The stack's sample track, counting the connections it is bound to (the
+/// stack binds a track once its sender starts, after negotiation, and unbinds
+/// it when the sender stops or its connection closes).
+struct Bound {
+    track: TrackLocalStaticSample,
+    bindings: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TrackLocal for Bound {
+    async fn bind(&self, t: &TrackLocalContext) -> webrtc::error::Result<RTCRtpCodecParameters> {
+        let bound = self.track.bind(t).await?;
+        self.bindings.fetch_add(1, Ordering::Relaxed);
+        Ok(bound)
+    }
+
+    async fn unbind(&self, t: &TrackLocalContext) -> webrtc::error::Result<()> {
+        self.track.unbind(t).await?;
+        // Saturating: never below zero whatever order the stack calls in.
+        let _ = self.bindings.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        Ok(())
+    }
+
+    fn id(&self) -> &str {
+        self.track.id()
+    }
+
+    fn rid(&self) -> Option<&str> {
+        self.track.rid()
+    }
+
+    fn stream_id(&self) -> &str {
+        self.track.stream_id()
+    }
+
+    fn kind(&self) -> RTPCodecType {
+        self.track.kind()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 impl LocalRtpTrack {
     /// An Opus track advertised as `a=msid:<stream_id> <track_id>`.
     pub(crate) fn opus(track_id: &str, stream_id: &str) -> Self {
-        Self(Arc::new(TrackLocalStaticSample::new(opus_capability(), track_id.to_owned(), stream_id.to_owned())))
+        let track = TrackLocalStaticSample::new(opus_capability(), track_id.to_owned(), stream_id.to_owned());
+        Self(Arc::new(Bound { track, bindings: AtomicUsize::new(0) }))
+    }
+
+    /// Whether some connection is sending this track: until one is, encoding
+    /// its frames is wasted work (they would be dropped).
+    pub(crate) fn is_bound(&self) -> bool {
+        self.0.bindings.load(Ordering::Relaxed) > 0
     }
 
     /// Writes one encoded packet of `duration` to every bound connection.
@@ -374,7 +427,7 @@ impl LocalRtpTrack {
             duration,
             ..Default::default()
         };
-        self.0.write_sample(&sample).await.map_err(rtc_err)
+        self.0.track.write_sample(&sample).await.map_err(rtc_err)
     }
 }
 
