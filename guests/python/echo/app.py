@@ -10,7 +10,7 @@ Build: guests/build python   (or see guests/python/README.md)
 
 import json
 
-from componentize_py_types import Err
+from wit_world.types import Err
 from wit_world import exports
 from wit_world.imports.audio_source import AudioSource, InputLayout, Options
 from wit_world.imports.frame_iterator import FrameIterator

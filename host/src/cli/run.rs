@@ -72,9 +72,14 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     if let (Some(input), Some(output)) = (&args.input, &args.output) {
         let mut opts = OfflineOptions::default();
         opts.config = config.to_string();
-        let exit = run_offline_file(&args.agent, input, output, opts, args.runtime_config())?;
-        eprintln!("metered run: agent {exit}; wrote {}", output.display());
-        return check(&exit);
+        let out = run_offline_file(&args.agent, input, output, opts, args.runtime_config())?;
+        eprintln!(
+            "metered run: agent {}; wrote {} (agent memory {:.1} MiB)",
+            out.exit,
+            output.display(),
+            out.memory_bytes as f64 / f64::from(1 << 20)
+        );
+        return check(&out.exit);
     }
     let channel = args.channel.clone().context("--channel is required (or --input/--output)")?;
     if let Some(obj) = config.as_object_mut() {

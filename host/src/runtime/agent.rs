@@ -66,6 +66,9 @@ pub struct AgentReport {
     pub id: Arc<str>,
     /// Why it stopped.
     pub exit: AgentExit,
+    /// The agent's linear memory when it stopped, bytes (all its memories;
+    /// they never shrink, so this is also its peak).
+    pub memory_bytes: usize,
 }
 
 /// A compiled agent, linked and ready to instantiate. Cheap to clone.
@@ -176,11 +179,14 @@ impl Agent {
             Some(Ok(Err(message))) => AgentExit::Failed { message: truncate(message, 1024) },
             Some(Err(e)) => classify(self.store.data_mut(), &e),
         };
+        let memory_bytes = self.store.data().limiter.memory_total();
         match &exit {
-            AgentExit::Finished | AgentExit::Stopped => tracing::debug!(agent = %self.id, "agent ended: {exit}"),
-            _ => tracing::info!(agent = %self.id, "agent ended: {exit}"),
+            AgentExit::Finished | AgentExit::Stopped => {
+                tracing::debug!(agent = %self.id, memory_bytes, "agent ended: {exit}")
+            }
+            _ => tracing::info!(agent = %self.id, memory_bytes, "agent ended: {exit}"),
         }
-        AgentReport { id: self.id, exit }
+        AgentReport { id: self.id, exit, memory_bytes }
     }
 }
 
@@ -232,7 +238,11 @@ impl AgentHandle {
         let id = self.id.clone();
         match self.task.await {
             Ok(report) => report,
-            Err(e) => AgentReport { id, exit: AgentExit::Trap { message: format!("agent task failed: {e}") } },
+            Err(e) => AgentReport {
+                id,
+                exit: AgentExit::Trap { message: format!("agent task failed: {e}") },
+                memory_bytes: 0,
+            },
         }
     }
 }

@@ -120,6 +120,13 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Linear memory of every memory of the store, bytes.
+    pub(crate) fn memory_total(&self) -> usize {
+        self.memory_total
+    }
+}
+
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let total = self.memory_total.saturating_sub(current).saturating_add(desired);

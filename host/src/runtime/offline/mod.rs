@@ -226,6 +226,9 @@ pub struct OfflineOutput {
     pub exit: AgentExit,
     /// Every audio track it published.
     pub recordings: Vec<Recording>,
+    /// The agent's linear memory at its end, bytes (see
+    /// [`crate::runtime::AgentReport::memory_bytes`]).
+    pub memory_bytes: usize,
 }
 
 /// Options of an offline run.
@@ -256,7 +259,7 @@ pub async fn run_offline(
     spec.policy = opts.policy;
     let report = agent.run(spec).await?;
     let recordings = room.recordings().await;
-    Ok(OfflineOutput { exit: report.exit, recordings })
+    Ok(OfflineOutput { exit: report.exit, recordings, memory_bytes: report.memory_bytes })
 }
 
 /// Why an offline file run failed.
@@ -294,14 +297,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError + '_ {
 /// `metered run AGENT.wasm --input in.wav --output out.wav`: runs the agent
 /// offline on a virtual clock and writes its first published audio track to
 /// `output` (48 kHz stereo s16 WAV). `runtime` sets the engine (limits, the
-/// compiled-component cache). Blocking: builds its own runtimes.
+/// compiled-component cache). Blocking: builds its own runtimes. Returns
+/// what the run produced (the written track is `recordings[0]`).
 pub fn run_offline_file(
     agent: &Path,
     input: &Path,
     output: &Path,
     opts: OfflineOptions,
     runtime: RuntimeConfig,
-) -> Result<AgentExit, OfflineError> {
+) -> Result<OfflineOutput, OfflineError> {
     let bytes = std::fs::read(input).map_err(io(input))?;
     let pcm = read_wav(&bytes).map_err(|source| OfflineError::Wav { path: input.display().to_string(), source })?;
     let runtime = Runtime::new(runtime)?;
@@ -309,7 +313,7 @@ pub fn run_offline_file(
     let tokio =
         tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().map_err(io(output))?;
     let out = tokio.block_on(run_offline(&component, pcm, opts))?;
-    let first = out.recordings.into_iter().next().ok_or_else(|| OfflineError::NoOutput(out.exit.clone()))?;
+    let first = out.recordings.first().ok_or_else(|| OfflineError::NoOutput(out.exit.clone()))?;
     std::fs::write(output, write_wav(&first.pcm)).map_err(io(output))?;
-    Ok(out.exit)
+    Ok(out)
 }

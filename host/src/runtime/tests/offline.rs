@@ -83,7 +83,7 @@ fn run_offline_file_writes_the_echo() {
     let (agent, input, output) = (dir.join("echo.wasm"), dir.join("in.wav"), dir.join("out.wav"));
     std::fs::write(&agent, guest("echo_agent")).unwrap();
     std::fs::write(&input, write_wav(&tone(300.0, 0.5, 16_000, 1))).unwrap();
-    let exit = crate::runtime::offline::run_offline_file(
+    let out = crate::runtime::offline::run_offline_file(
         &agent,
         &input,
         &output,
@@ -91,7 +91,7 @@ fn run_offline_file_writes_the_echo() {
         crate::runtime::RuntimeConfig { max_agents: 4, ..Default::default() },
     )
     .unwrap();
-    assert_eq!(exit, AgentExit::Finished);
+    assert_eq!(out.exit, AgentExit::Finished);
     let out = read_wav(&std::fs::read(&output).unwrap()).unwrap();
     assert_eq!((out.sample_rate, out.channels), (48_000, 2));
     let f = tone_frequency(&left_trimmed(&out.samples), 48_000.0);
