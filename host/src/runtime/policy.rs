@@ -93,6 +93,11 @@ impl PolicyInstance {
         self.failed.as_ref()
     }
 
+    /// The instance's linear memory, bytes (all its memories).
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.memory_total()
+    }
+
     fn start_call(&mut self) -> Result<(), Verdict> {
         if let Some(exit) = &self.failed {
             return Err(Verdict::Reject { reason: format!("policy failed earlier: {exit}") });
