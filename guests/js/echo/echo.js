@@ -1,10 +1,16 @@
-// An echo agent in JavaScript: joins the channel named in its config, publishes
-// one audio track, and plays back the first remote audio track it receives,
-// frame for frame. The same behaviour as guests/rust/echo.
+// An echo agent in JavaScript: joins the channel named in its config,
+// publishes one audio track, and plays back the first remote audio track it
+// receives, frame for frame. The same behaviour as guests/rust/echo.
+//
+// It targets the `reactor` world (wit/handler.wit): the host calls in once per
+// room event and per frame, and the agent returns after each. SpiderMonkey
+// collects garbage between calls, not during one, so this keeps a JS agent's
+// memory bounded (a JS agent blocking in `run` grows until its cap).
 //
 // Config (JSON): {"channel": "room-1", "buffer": 1.0} (defaults: channel "echo",
 // at most 1 s buffered before push blocks).
 //
+// metered:world reactor
 // Build: guests/build js   (or see guests/js/README.md)
 
 import { AudioSource } from 'metered:realtime/audio-source@0.1.0';
@@ -32,20 +38,22 @@ function describe(e) {
   return v && v.tag ? `${v.tag}${v.val !== undefined ? `: ${v.val}` : ''}` : String(v);
 }
 
-export const run = {
-  run(config) {
+// What the agent keeps between calls.
+let room;
+let source;
+let following; // { trackId, frames } once a remote audio track arrived
+
+export const handler = {
+  start(config) {
     const cfg = parseConfig(config);
     const channel = typeof cfg.channel === 'string' ? cfg.channel : 'echo';
     const buffer = typeof cfg.buffer === 'number' ? cfg.buffer : 1.0;
-
-    let room;
     try {
       room = Room.join(channel);
     } catch (e) {
       throw `join ${channel}: ${describe(e)}`;
     }
     // Remote tracks arrive as 48 kHz stereo: push them as they are.
-    let source;
     try {
       source = AudioSource.create({ inputRate: 48000, inputLayout: 'stereo', maxBufferedSeconds: buffer });
       room.addTrack(source.track(), 'echo', '{"role":"echo","label":"Echo"}');
@@ -53,36 +61,37 @@ export const run = {
       throw `audio source: ${describe(e)}`;
     }
     log('info', `echo agent ${room.peerId()} in ${channel}`);
+    return 'more';
+  },
 
-    // Wait for the first remote audio track.
-    let track;
-    for (;;) {
-      const event = room.nextEvent();
-      if (event === undefined || event === null) return;
-      if (event.tag === 'track' && event.val.kind === 'audio') {
-        track = event.val.track;
-        break;
-      }
-    }
-
-    const frames = new FrameIterator(track);
+  onRoomEvent(event) {
+    if (event.tag !== 'track' || event.val.kind !== 'audio' || following !== undefined) return 'more';
     source.push(PRIMING);
-    for (;;) {
-      const frame = frames.next();
-      if (frame === undefined || frame === null) break;
-      if (frame.tag !== 'audio') continue;
-      const audio = frame.val;
-      try {
-        if (audio.sampleRate === 48000 && audio.channels === 2) {
-          source.push(audio.samples);
-        } else {
-          source.pushFrame(audio);
-        }
-      } catch (e) {
-        log('warn', `push: ${describe(e)}`);
+    // Holding an iterator is what makes the host deliver the track's frames.
+    following = { trackId: event.val.track.id(), frames: new FrameIterator(event.val.track) };
+    return 'more';
+  },
+
+  onFrame(trackId, frame) {
+    if (frame.tag !== 'audio') return 'more';
+    const audio = frame.val;
+    try {
+      if (audio.sampleRate === 48000 && audio.channels === 2) {
+        source.push(audio.samples);
+      } else {
+        source.pushFrame(audio);
       }
+    } catch (e) {
+      log('warn', `push: ${describe(e)}`);
     }
+    return 'more';
+  },
+
+  onTrackEnded(trackId) {
+    if (following === undefined || following.trackId !== trackId) return 'more';
+    following = undefined;
     source.end();
     source.waitForPlayout();
+    return 'finish';
   },
 };

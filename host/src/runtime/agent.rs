@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Store, Trap};
 
-use super::bindings::run::{Guest, GuestIndices};
+use super::bindings::{handler, run};
 use super::cache::ComponentHash;
 use super::engine::{Inner, LiveGuard};
 use super::exit::{AgentExit, RuntimeError, truncate};
@@ -76,8 +76,22 @@ pub struct AgentReport {
 pub struct AgentComponent {
     inner: Arc<Inner>,
     pre: InstancePre<GuestState>,
-    indices: Arc<GuestIndices>,
+    indices: Arc<Indices>,
     hash: ComponentHash,
+}
+
+/// Which entry point a component exports.
+enum Indices {
+    /// `run` (world `agent`): the guest blocks in its own loop.
+    Run(run::GuestIndices),
+    /// `handler` (world `reactor`): the host calls the guest per event.
+    Reactor(handler::GuestIndices),
+}
+
+/// An instance's entry point.
+enum Entry {
+    Run(run::Guest),
+    Reactor(handler::Guest),
 }
 
 impl std::fmt::Debug for AgentComponent {
@@ -91,7 +105,16 @@ impl AgentComponent {
     pub(crate) fn new(inner: Arc<Inner>, component: &Component, hash: ComponentHash) -> Result<Self, RuntimeError> {
         super::host::check_imports(&inner.engine, component).map_err(RuntimeError::Link)?;
         let pre = inner.agent_linker.instantiate_pre(component).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
-        let indices = GuestIndices::new(&pre).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
+        let indices = match (run::GuestIndices::new(&pre), handler::GuestIndices::new(&pre)) {
+            (Ok(run), _) => Indices::Run(run),
+            (Err(_), Ok(reactor)) => Indices::Reactor(reactor),
+            (Err(e), Err(_)) => {
+                return Err(RuntimeError::Link(format!(
+                    "the component exports neither `metered:realtime/run` (world agent) nor \
+                     `metered:realtime/handler` (world reactor): {e:?}"
+                )));
+            }
+        };
         Ok(Self { inner, pre, indices: Arc::new(indices), hash })
     }
 
@@ -115,7 +138,11 @@ impl AgentComponent {
                 return Err(RuntimeError::Instantiate(format!("{exit}")));
             }
         };
-        let guest = self.indices.load(&mut store, &instance).map_err(|e| RuntimeError::Link(format!("{e:?}")))?;
+        let link = |e: wasmtime::Error| RuntimeError::Link(format!("{e:?}"));
+        let guest = match &*self.indices {
+            Indices::Run(i) => Entry::Run(i.load(&mut store, &instance).map_err(link)?),
+            Indices::Reactor(i) => Entry::Reactor(i.load(&mut store, &instance).map_err(link)?),
+        };
         Ok(Agent { id: agent.id, config: spec.config, store, guest, _live: live })
     }
 
@@ -140,7 +167,7 @@ pub struct Agent {
     id: Arc<str>,
     config: String,
     store: Store<GuestState>,
-    guest: Guest,
+    guest: Entry,
     _live: LiveGuard,
 }
 
@@ -167,7 +194,12 @@ impl Agent {
         self.store.data_mut().meter.reset();
         self.store.set_epoch_deadline(1);
         let outcome = {
-            let call = self.guest.call_run(&mut self.store, &self.config);
+            let call = async {
+                match &self.guest {
+                    Entry::Run(guest) => guest.call_run(&mut self.store, &self.config).await,
+                    Entry::Reactor(guest) => super::reactor::react(&mut self.store, guest, &self.config).await,
+                }
+            };
             tokio::select! {
                 outcome = call => Some(outcome),
                 () = stop => None,

@@ -10,10 +10,12 @@ wasmtime::component::bindgen!({
     inline: "
         package metered:host;
 
-        /// What this host can run: agents, and metadata policies (a separate
-        /// instance; see `wit/worlds.wit`).
+        /// What this host can run: agents (`run`, or `handler` for the
+        /// `reactor` world), and metadata policies (a separate instance; see
+        /// `wit/worlds.wit`).
         world host {
             include metered:realtime/agent@0.1.0;
+            export metered:realtime/handler@0.1.0;
             export metered:realtime/metadata-policy@0.1.0;
         }
     ",
@@ -41,6 +43,7 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub(crate) use exports::metered::realtime::handler;
 pub(crate) use exports::metered::realtime::metadata_policy;
 pub(crate) use exports::metered::realtime::run;
 pub(crate) use metered::realtime::{audio_source, frame_iterator, log, media_stream, room, types};

@@ -5,8 +5,10 @@
 //! - [`Runtime`] — one wasmtime `Engine`: pooling allocator, copy-on-write
 //!   memory images, epoch interruption (a ticker thread), a compiled-component
 //!   cache ([`CacheConfig`]).
-//! - [`AgentComponent`] — a compiled `agent`-world component and its
-//!   `InstancePre`; [`Agent`] / [`AgentHandle`] — one instance in its own
+//! - [`AgentComponent`] — a compiled agent and its `InstancePre`: world
+//!   `agent` (the guest blocks in its own `run` loop) or world `reactor` (the
+//!   host calls the guest's `handler` once per room event and frame, so
+//!   runtimes that collect garbage between calls stay bounded); [`Agent`] / [`AgentHandle`] — one instance in its own
 //!   `Store` with [`AgentLimits`]: memory (total across memories), instances,
 //!   tables, a CPU budget per event, a cap on host calls between waits, caps on
 //!   pushes, sources, iterators and resources.
@@ -46,6 +48,7 @@ mod exit;
 mod host;
 pub mod offline;
 mod policy;
+mod reactor;
 mod room;
 mod state;
 mod stdio;

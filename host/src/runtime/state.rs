@@ -183,6 +183,18 @@ pub(crate) struct GuestState {
     pub(crate) pacing: PacingTimer,
     /// Why the guest must end, recorded by whoever trapped it.
     pub(crate) exit: Option<AgentExit>,
+    /// Table indices of the rooms and frame iterators the guest holds, in
+    /// the order it made them: what a `reactor` agent is delivered from.
+    pub(crate) live: Live,
+}
+
+/// The rooms and frame iterators a guest holds (table indices).
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    pub(crate) rooms: Vec<u32>,
+    pub(crate) iterators: Vec<u32>,
+    /// Where the next delivery scan starts (round robin).
+    pub(crate) next: usize,
 }
 
 impl GuestState {
@@ -223,6 +235,7 @@ impl GuestState {
             stderr,
             pacing,
             exit: None,
+            live: Live::default(),
         }
     }
 

@@ -22,6 +22,31 @@ pub struct IteratorRep {
     ended: bool,
 }
 
+impl IteratorRep {
+    /// The id of the track it follows.
+    pub(crate) fn track_id(&self) -> &str {
+        self.track.id()
+    }
+
+    /// Polls for the next frame: `Ready(None)` once the track has ended.
+    pub(crate) fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Frame>> {
+        if let Some(frame) = self.ready.take() {
+            return std::task::Poll::Ready(Some(frame));
+        }
+        if self.ended {
+            return std::task::Poll::Ready(None);
+        }
+        match self.track.poll_recv(cx) {
+            std::task::Poll::Ready(Ok(frame)) => std::task::Poll::Ready(Some(frame)),
+            std::task::Poll::Ready(Err(_)) => {
+                self.ended = true;
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
 #[wasmtime_wasi::async_trait]
 impl Pollable for IteratorRep {
     async fn ready(&mut self) {
@@ -48,6 +73,7 @@ impl HostFrameIterator for GuestState {
         let track = self.table.get(&track)?.track.clone();
         let res = self.push(IteratorRep { track, ready: None, ended: false })?;
         self.counts.frame_iterators += 1;
+        self.live.iterators.push(res.rep());
         Ok(res)
     }
 
@@ -76,7 +102,9 @@ impl HostFrameIterator for GuestState {
     }
 
     fn drop(&mut self, this: Resource<IteratorRep>) -> wasmtime::Result<()> {
+        let rep = this.rep();
         self.delete(this)?;
+        self.live.iterators.retain(|&r| r != rep);
         self.counts.frame_iterators = self.counts.frame_iterators.saturating_sub(1);
         Ok(())
     }

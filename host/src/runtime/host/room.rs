@@ -28,6 +28,21 @@ pub struct RoomRep {
 }
 
 impl RoomRep {
+    /// Polls for the next event: `Ready(None)` once the room has closed.
+    pub(crate) fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<RoomEvent>> {
+        if let Some(event) = self.ready.take() {
+            return std::task::Poll::Ready(Some(event));
+        }
+        if self.closed {
+            return std::task::Poll::Ready(None);
+        }
+        let polled = self.session.poll_event(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.closed = true;
+        }
+        polled
+    }
+
     async fn next(&mut self) -> Option<RoomEvent> {
         if let Some(event) = self.ready.take() {
             return Some(event);
@@ -106,7 +121,7 @@ impl GuestState {
     }
 
     /// A room event as the guest sees it, or `None` when the policy drops it.
-    async fn deliver(&mut self, event: RoomEvent) -> wasmtime::Result<Option<WitEvent>> {
+    pub(crate) async fn deliver(&mut self, event: RoomEvent) -> wasmtime::Result<Option<WitEvent>> {
         Ok(Some(match event {
             RoomEvent::PeerJoined { peer_id } => WitEvent::PeerJoined(peer_id),
             RoomEvent::PeerLeft { peer_id } => WitEvent::PeerLeft(peer_id),
@@ -140,7 +155,11 @@ impl HostRoom for GuestState {
         let (host, agent) = (self.room.clone(), self.agent.clone());
         let joined = self.blocking(async move { host.join(&agent, &channel).await }).await;
         match joined {
-            Ok(session) => Ok(Ok(self.push(RoomRep { session, ready: None, closed: false })?)),
+            Ok(session) => {
+                let room = self.push(RoomRep { session, ready: None, closed: false })?;
+                self.live.rooms.push(room.rep());
+                Ok(Ok(room))
+            }
             Err(e) => Ok(Err(room_error(e))),
         }
     }
@@ -229,7 +248,9 @@ impl HostRoom for GuestState {
     }
 
     fn drop(&mut self, this: Resource<RoomRep>) -> wasmtime::Result<()> {
+        let rep = this.rep();
         self.delete(this)?;
+        self.live.rooms.retain(|&r| r != rep);
         Ok(())
     }
 }

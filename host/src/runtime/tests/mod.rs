@@ -4,6 +4,7 @@
 mod hostile;
 mod offline;
 mod policy;
+mod reactor;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
