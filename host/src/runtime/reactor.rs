@@ -68,13 +68,14 @@ impl GuestState {
                             gone = Some(i);
                             break;
                         };
-                        let track_id = it.track_id().to_owned();
                         match it.poll_next(cx) {
                             Poll::Ready(Some(frame)) => {
                                 self.live.next = i + 1;
+                                let track_id = it.track_id().to_owned();
                                 return Poll::Ready(Some(Delivery::Frame { track_id, frame }));
                             }
                             Poll::Ready(None) => {
+                                let track_id = it.track_id().to_owned();
                                 self.live.iterators.remove(i - rooms);
                                 return Poll::Ready(Some(Delivery::Ended { track_id }));
                             }
