@@ -140,7 +140,13 @@ mod agents {
             let pattern = ChannelPattern::try_from(pattern.to_owned())
                 .map_err(|e| anyhow::anyhow!("--agent {spec}: bad channel pattern: {e}"))?;
             let component = runtime.load_agent_file(path).with_context(|| format!("--agent {spec}"))?;
-            let name = std::path::Path::new(path).file_name().map_or(path.into(), |n| n.to_string_lossy().into_owned());
+            // The file and its folder (`python/echo_agent.wasm`): enough to
+            // tell same-named agents of different languages apart in logs.
+            let p = std::path::Path::new(path);
+            let name = match (p.parent().and_then(|d| d.file_name()), p.file_name()) {
+                (Some(dir), Some(file)) => format!("{}/{}", dir.to_string_lossy(), file.to_string_lossy()),
+                _ => path.to_owned(),
+            };
             rules.push(AgentRule { component, pattern, config: agent_config.clone(), name });
         }
         let addr = server.local_addr();
