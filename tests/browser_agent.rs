@@ -2,7 +2,9 @@
 //! headless Chromium with a fake microphone, through `metered serve`: the page
 //! hears the agent's tone (WebAudio analyser in the page) and shows the agent's
 //! metadata label; the agent hears the browser's microphone beep (frequency and
-//! level measured on the decoded frames).
+//! level measured on the decoded frames). Then the agent adds a second track
+//! mid-call — a renegotiation the agent offers after answering the browser's
+//! offer for its microphone — and the page hears that one too.
 #![cfg(feature = "webrtc")]
 
 #[path = "peer_common.rs"]
@@ -21,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const AGENT_FREQ: f64 = 1_000.0;
+const SECOND_FREQ: f64 = 600.0;
 
 /// The strongest frequency in `y` between 100 Hz and 2 kHz (DFT magnitude
 /// scanned in 5 Hz steps; a square wave's fundamental beats its harmonics).
@@ -124,8 +127,29 @@ async fn browser_and_rust_agent_hear_each_other() {
     assert!(page["shown"].as_str().unwrap().contains("Rust agent"), "the page shows the agent's label");
     assert_eq!(page["errors"], json!([]));
 
-    // Release the page.
+    // A second track mid-call: our re-offer must be one Chromium accepts
+    // (same extension ids, same DTLS role, a new m-section for the new track).
+    let (second, second_feeder) = tone(SECOND_FREQ, 0.5);
+    agent
+        .add_stream(
+            &MediaStream::with_tracks(Some("agent-second".into()), [second.track()]),
+            Some(StreamMetadata::role_label("agent", "Second voice").unwrap()),
+        )
+        .unwrap();
     let mut stdin = node.stdin.take().unwrap();
+    stdin.write_all(b"more 500 700 agent-second\n").await.unwrap();
+    let more = tokio::time::timeout(Duration::from_secs(40), lines.next_line())
+        .await
+        .expect("the page reports the second track within 40 s")
+        .unwrap()
+        .unwrap_or_default();
+    let more: Value = serde_json::from_str(&more).expect("JSON from the page");
+    eprintln!("page heard the second track: {}", more["more"]);
+    assert_eq!(more["more"]["metadata"], json!({"role": "agent", "label": "Second voice"}));
+    let hz = more["more"]["dominantHz"].as_f64().unwrap();
+    assert!((hz - SECOND_FREQ).abs() < 50.0, "page heard {hz} Hz on the second track");
+
+    // Release the page.
     stdin.write_all(b"done\n").await.unwrap();
     drop(stdin);
     let end = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("page ends").unwrap();
@@ -134,6 +158,7 @@ async fn browser_and_rust_agent_hear_each_other() {
     let status = tokio::time::timeout(Duration::from_secs(20), node.wait()).await.expect("node exits").unwrap();
     assert!(status.success());
     feeder.abort();
+    second_feeder.abort();
     agent.close().await;
     server.shutdown().await;
 }

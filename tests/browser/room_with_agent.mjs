@@ -3,7 +3,10 @@
 // turns its fake microphone on, waits until it hears the agent's tone (WebAudio
 // analyser), then prints one JSON line: what it heard, the agent's track
 // metadata and the label the page shows. It keeps the call up (so the agent can
-// measure the browser's tone) until a line arrives on stdin.
+// measure the browser's tone) until a line arrives on stdin: `more MIN MAX
+// STREAM` waits for a further track of stream STREAM with its tone in MIN..MAX
+// Hz (the agent added it mid-call: a renegotiation) and reports it, `done`
+// ends.
 // Usage: node room_with_agent.mjs BASE_URL CHANNEL MIN_HZ MAX_HZ
 import { createInterface } from "node:readline";
 import { chromium } from "../../.local/node/node_modules/playwright-core/index.mjs";
@@ -35,7 +38,19 @@ try {
   console.log(JSON.stringify({ peerId: room.peerId, peers: Object.keys(room.peers), heard, shown, errors: room.errors }));
   // Hold the call until the Rust side has measured us.
   const rl = createInterface({ input: process.stdin });
-  await new Promise((resolve) => { rl.once("line", resolve); rl.once("close", resolve); });
+  const lines = rl[Symbol.asyncIterator]();
+  for (;;) {
+    const { value, done } = await lines.next();
+    if (done || !value.startsWith("more ")) break;
+    const [, lo, hi, stream] = value.split(" ");
+    const more = await page.waitForFunction(
+      ([lo, hi, stream]) => Object.values(window.__room.tracks).find(
+        (t) => t.streamId === stream && t.rms > 0.01 && t.dominantHz > lo && t.dominantHz < hi),
+      [Number(lo), Number(hi), stream],
+      { timeout: 20000, polling: 50 },
+    );
+    console.log(JSON.stringify({ more: await more.jsonValue() }));
+  }
   rl.close();
   const after = await page.evaluate(() => window.__room.errors);
   console.log(JSON.stringify({ errorsAtEnd: after }));
