@@ -43,6 +43,10 @@ fn runtime_config() -> RuntimeConfig {
 }
 
 async fn echo_returns_the_python_peers_tone(lang: GuestLang, name: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     assert!(e2e_support::python_sdk_available(), "run scripts/setup: the official Python SDK is missing");
     let server = TestServer::start().await;
     let channel = format!("agent-echo-{}-{}", lang.as_str(), name.replace('_', "-"));

@@ -31,9 +31,15 @@ def tone_pcm(freq: float, amp: float, start: int, n: int) -> bytes:
 
 
 def analyse(samples: np.ndarray) -> dict:
+    """Frequency (the spectrum's peak, Hann window, parabolic interpolation)
+    and RMS level. A peak, unlike counting zero crossings, is not moved by a
+    few frames of silence or repetition (an underrun on a loaded machine)."""
     x = samples - samples.mean()
-    crossings = int(np.count_nonzero(np.signbit(x[1:]) != np.signbit(x[:-1])))
-    freq = crossings / 2 / (len(x) / 48_000.0)
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    k = int(np.argmax(spectrum[1:-1])) + 1
+    a, b, c = spectrum[k - 1], spectrum[k], spectrum[k + 1]
+    shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
+    freq = (k + shift) * 48_000.0 / len(x)
     rms = float(np.sqrt(np.mean(samples**2)))
     return {"freq": freq, "dbfs": 20 * math.log10(max(rms, 1e-12)), "samples": int(len(x))}
 

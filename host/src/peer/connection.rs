@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::PeerError;
 use super::data_channel::{DEFAULT_MAX_BUFFERED_AMOUNT, DEFAULT_MAX_QUEUED_SENDS, DataChannel, DataChannelOptions};
 use super::events::{ConnectionState, PeerEvent};
-use super::negotiation::{Candidate, Negotiator, OfferAction, Recovery, RemoteOffer};
+use super::negotiation::{ANSWER_TIMEOUT, Candidate, Negotiator, OfferAction, Recovery, RemoteOffer, Unanswered};
 use super::remote::{RemotePeer, spawn_audio_track};
 use super::rtc::{Pc, PcEvent, PcState, RemoteRtp, RtcApi, RtpSender};
 use super::track_meta::TrackKeys;
@@ -184,7 +184,26 @@ impl Driver {
             }
         }
         if !self.pc.stable() {
-            return None; // an offer is out; its answer comes first
+            if !self.pc.have_local_offer() {
+                return None;
+            }
+            // An offer is out; its answer comes first — unless it never does.
+            return match self.neg.unanswered(now) {
+                Unanswered::WaitUntil(t) => Some(t),
+                Unanswered::Resend => {
+                    tracing::debug!(target: "metered_realtime::peer", peer = %self.remote.id(), "offer unanswered; sending it again");
+                    if let Some(sdp) = self.pc.local_sdp().await {
+                        self.signal(RtcSignal::Description { kind: SdpKind::Offer, sdp }).await;
+                        self.signal(RtcSignal::Ice(None)).await;
+                    }
+                    Some(now + ANSWER_TIMEOUT)
+                }
+                Unanswered::Rebuild => {
+                    tracing::debug!(target: "metered_realtime::peer", peer = %self.remote.id(), "offer never answered; rebuilding");
+                    self.rebuild("offer-unanswered").await;
+                    Some(now)
+                }
+            };
         }
         match self.neg.poll_offer(now) {
             OfferAction::Idle => None,
@@ -199,11 +218,13 @@ impl Driver {
     async fn make_offer(&mut self) {
         match self.pc.offer().await {
             Ok(sdp) => {
+                tracing::debug!(target: "metered_realtime::peer", peer = %self.remote.id(), generation = self.generation, "sending offer");
                 self.signal(RtcSignal::Description { kind: SdpKind::Offer, sdp }).await;
                 self.signal(RtcSignal::Ice(None)).await;
-                self.neg.offer_sent();
+                self.neg.offer_sent(Instant::now());
             }
             Err(error) => {
+                tracing::debug!(target: "metered_realtime::peer", peer = %self.remote.id(), "offer failed: {error}");
                 self.neg.offer_failed();
                 self.remote.emit(PeerEvent::NegotiationError { peer: self.remote.clone(), error });
             }
@@ -218,7 +239,9 @@ impl Driver {
         let now = Instant::now();
         match cmd {
             Command::Signal(RtcSignal::Description { kind: SdpKind::Offer, sdp }) => {
-                match self.neg.remote_offer(&sdp, self.pc.stable(), self.pc.has_remote().await, now) {
+                let decision = self.neg.remote_offer(&sdp, self.pc.stable(), self.pc.has_remote().await, now);
+                tracing::debug!(target: "metered_realtime::peer", peer = %self.remote.id(), ?decision, "remote offer");
+                match decision {
                     RemoteOffer::Ignore | RemoteOffer::DropCooldown => return,
                     RemoteOffer::RebuildThenApply => self.rebuild("remote-restart-or-glare").await,
                     RemoteOffer::Apply => {}
@@ -262,6 +285,7 @@ impl Driver {
                 if self.tracks.iter().any(|(k, _, _)| *k == key) {
                     return;
                 }
+                tracing::debug!(target: "metered_realtime::peer", peer = %self.remote.id(), track = %key, "attach");
                 self.tracks.push((key, rtp, None));
                 self.attach(self.tracks.len() - 1).await;
             }
@@ -306,6 +330,7 @@ impl Driver {
         self.signal(RtcSignal::Description { kind: SdpKind::Answer, sdp: answer }).await;
         self.signal(RtcSignal::Ice(None)).await;
         let unsatisfied = self.unsatisfied().await;
+        tracing::debug!(target: "metered_realtime::peer", peer = %self.remote.id(), unsatisfied, tracks = self.tracks.len(), "answer sent");
         self.neg.round_complete(unsatisfied, Instant::now());
         Ok(())
     }

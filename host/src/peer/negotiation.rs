@@ -29,10 +29,28 @@ pub const INBOUND_REBUILD_COOLDOWN: Duration = Duration::from_secs(2);
 pub const MAX_CANDIDATES_PER_GENERATION: u32 = 200;
 /// Longest inbound `candidate` string accepted.
 pub const MAX_CANDIDATE_LEN: usize = 1000;
+/// How long a local offer waits for its answer before it is sent again. The
+/// Python SDK (impolite) ignores an offer that arrives while its own offer's
+/// send is still being acknowledged, even once it is stable again: without a
+/// resend both sides would wait for each other forever.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Resends of one unanswered offer before the connection is rebuilt.
+pub const MAX_OFFER_RESENDS: u32 = 3;
 /// Rebuild attempts after ICE failure before giving up.
 pub const MAX_REBUILD_ATTEMPTS: u32 = 9;
 const REBUILD_BASE_DELAY: Duration = Duration::from_secs(1);
 const REBUILD_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// What the driver should do about a local offer still waiting for its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// Keep waiting; look again at this instant.
+    WaitUntil(Instant),
+    /// Send the same offer again.
+    Resend,
+    /// Resends did not help: rebuild the connection.
+    Rebuild,
+}
 
 /// What the driver should do about a local offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +113,9 @@ pub struct Negotiator {
     ignore_offer: bool,
     rebuild_attempt: u32,
     gave_up: bool,
+    /// When the local offer now waiting for its answer was (last) sent.
+    offer_sent_at: Option<Instant>,
+    offer_resends: u32,
 }
 
 impl Negotiator {
@@ -112,6 +133,8 @@ impl Negotiator {
             ignore_offer: false,
             rebuild_attempt: 0,
             gave_up: false,
+            offer_sent_at: None,
+            offer_resends: 0,
         }
     }
 
@@ -156,8 +179,28 @@ impl Negotiator {
     }
 
     /// Our offer went out: the remote has a description to answer.
-    pub fn offer_sent(&mut self) {
+    pub fn offer_sent(&mut self, now: Instant) {
         self.ever_negotiated = true;
+        self.offer_sent_at = Some(now);
+        self.offer_resends = 0;
+    }
+
+    /// Our offer is still unanswered at `now` (the signaling state is
+    /// `have-local-offer`): wait, send it again, or give up on the connection.
+    pub fn unanswered(&mut self, now: Instant) -> Unanswered {
+        let sent = *self.offer_sent_at.get_or_insert(now);
+        let due = sent + ANSWER_TIMEOUT;
+        if now < due {
+            return Unanswered::WaitUntil(due);
+        }
+        if self.offer_resends < MAX_OFFER_RESENDS {
+            self.offer_resends += 1;
+            self.offer_sent_at = Some(now);
+            return Unanswered::Resend;
+        }
+        self.offer_sent_at = None;
+        self.offer_resends = 0;
+        Unanswered::Rebuild
     }
 
     /// Creating or sending the offer failed: allow one more try later.
@@ -212,7 +255,11 @@ impl Negotiator {
     }
 
     /// Whether an inbound answer applies (`have_local_offer`); a stale one is dropped.
-    pub fn remote_answer(&self, have_local_offer: bool) -> bool {
+    pub fn remote_answer(&mut self, have_local_offer: bool) -> bool {
+        if have_local_offer {
+            self.offer_sent_at = None;
+            self.offer_resends = 0;
+        }
         have_local_offer
     }
 
@@ -244,6 +291,8 @@ impl Negotiator {
     /// (an offer is due when there is local media to send).
     pub fn rebuilt(&mut self, now: Instant, has_media: bool) {
         self.ever_negotiated = false;
+        self.offer_sent_at = None;
+        self.offer_resends = 0;
         self.defer_until = None;
         self.remote_ufrag = None;
         self.candidates = 0;
@@ -287,6 +336,27 @@ mod tests {
 
     fn sdp(ufrag: &str) -> String {
         format!("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:{ufrag}\r\na=mid:0\r\n")
+    }
+
+    #[test]
+    fn an_unanswered_offer_is_sent_again_then_the_connection_rebuilt() {
+        let t0 = Instant::now();
+        let mut n = Negotiator::new(true);
+        n.offer_sent(t0);
+        assert_eq!(n.unanswered(t0 + Duration::from_millis(500)), Unanswered::WaitUntil(t0 + ANSWER_TIMEOUT));
+        let mut t = t0 + ANSWER_TIMEOUT;
+        for _ in 0..MAX_OFFER_RESENDS {
+            assert_eq!(n.unanswered(t), Unanswered::Resend);
+            assert_eq!(n.unanswered(t), Unanswered::WaitUntil(t + ANSWER_TIMEOUT), "each resend restarts the wait");
+            t += ANSWER_TIMEOUT;
+        }
+        assert_eq!(n.unanswered(t), Unanswered::Rebuild);
+        // An answer clears it all: the next offer starts a fresh count.
+        n.offer_sent(t);
+        assert!(n.remote_answer(true));
+        n.offer_sent(t);
+        assert_eq!(n.unanswered(t + ANSWER_TIMEOUT), Unanswered::Resend);
+        assert!(!n.remote_answer(false), "a stale answer does not apply");
     }
 
     #[test]

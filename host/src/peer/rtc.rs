@@ -303,6 +303,11 @@ impl Pc {
         self.pc.signaling_state() == RTCSignalingState::Stable
     }
 
+    /// The local description's SDP (to send an unanswered offer again).
+    pub(crate) async fn local_sdp(&self) -> Option<String> {
+        self.pc.local_description().await.map(|d| d.sdp)
+    }
+
     /// Whether we hold an unanswered local offer.
     pub(crate) fn have_local_offer(&self) -> bool {
         self.pc.signaling_state() == RTCSignalingState::HaveLocalOffer

@@ -36,7 +36,9 @@ pub struct AgentLimits {
     /// Elements per table (default 20 000).
     pub table_elements: usize,
     /// CPU the guest may use between two waits (a host call that actually
-    /// blocked), e.g. to handle one frame or one room event (default 50 ms).
+    /// blocked), e.g. to handle one frame or one room event (default 100 ms:
+    /// a JavaScript engine's full garbage collection takes 10-20 ms here and
+    /// several times that on a loaded machine, which must not end the agent).
     pub event_budget: Duration,
     /// CPU a metadata-policy guest may use per call (default 10 ms).
     pub policy_call_budget: Duration,
@@ -81,7 +83,7 @@ impl Default for AgentLimits {
             tables: 32,
             memories: 4,
             table_elements: 20_000,
-            event_budget: Duration::from_millis(50),
+            event_budget: Duration::from_millis(100),
             policy_call_budget: Duration::from_millis(10),
             calls_per_event: 10_000,
             push_bytes: 1 << 20,

@@ -23,7 +23,7 @@ async fn hostile(rt: &Runtime, mode: &str) -> AgentExit {
     exit
 }
 
-const BUDGET: Duration = Duration::from_millis(50);
+const BUDGET: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infinite_loop_in_run_hits_the_cpu_deadline() {

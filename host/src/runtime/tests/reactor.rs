@@ -10,7 +10,7 @@ use crate::audio::PacingTimer;
 use crate::runtime::offline::{OfflineOptions, OfflineRoom, run_offline};
 use crate::runtime::{AgentExit, AgentSpec, Runtime};
 
-const BUDGET: Duration = Duration::from_millis(50);
+const BUDGET: Duration = Duration::from_millis(100);
 
 /// Runs the hostile reactor in `mode` against a room playing 0.5 s of tone
 /// (25 frames), on virtual time.
