@@ -15,7 +15,8 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (overrides `listen`).
     #[arg(long, env = "METERED_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Write the bound address to this file once listening (for scripts and tests).
+    /// Write the bound address to this file once listening (for scripts and
+    /// tests; written whole, through a rename).
     #[arg(long)]
     ready_file: Option<PathBuf>,
     /// The official browser SDK module served to the room page (overrides
@@ -60,7 +61,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         #[cfg(all(feature = "runtime", feature = "webrtc"))]
         let supervisor = agents::start(&args, &banner_config, &server)?;
         if let Some(path) = &args.ready_file {
-            std::fs::write(path, addr.to_string()).with_context(|| format!("writing {}", path.display()))?;
+            // Atomically: a watcher that sees the file sees the whole address.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, addr.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
         }
         server.run_until_signal().await;
         #[cfg(all(feature = "runtime", feature = "webrtc"))]
