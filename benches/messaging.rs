@@ -8,7 +8,7 @@
 //! - server resident memory per idle, subscribed connection.
 //!
 //! The server is the real `target/release/metered serve --config <generated toml>`
-//! in its own process (built first with `cargo build --release -p metered-realtime
+//! in its own process (built first with `cargo build --release -p metered-cli
 //! --bin metered`, or `METERED_BIN=/path/to/metered`), so its CPU time and RSS
 //! are read from `/proc/<pid>/{stat,status}` apart from the load generator's.
 //! The generated config lifts the limits a benchmark would trip (documented in
@@ -191,13 +191,13 @@ fn metered_bin() -> PathBuf {
     let release = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "metered-realtime", "--bin", "metered"])
+        .args(["build", "--release", "--quiet", "-p", "metered-cli", "--bin", "metered"])
         .env("CARGO_TARGET_DIR", release.parent().expect("target dir"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .status()
         .expect("run cargo build");
-    assert!(status.success(), "cargo build --release -p metered-realtime --bin metered failed");
+    assert!(status.success(), "cargo build --release -p metered-cli --bin metered failed");
     release.join("metered")
 }
 

@@ -5,7 +5,7 @@
 //! - live: `--channel` joins a room on `metered serve`; a Rust peer hears its
 //!   own tone come back, and when that peer leaves the agent finishes and the
 //!   process exits 0.
-#![cfg(all(feature = "webrtc", feature = "runtime"))]
+#![cfg(feature = "hosting")]
 
 #[path = "peer_common.rs"]
 mod common;

@@ -2,7 +2,7 @@
 //! a matching channel when its first peer joins (and echoes that peer's
 //! tone), is stopped when the last peer leaves, and never starts in a channel
 //! the pattern doesn't match.
-#![cfg(all(feature = "webrtc", feature = "runtime"))]
+#![cfg(feature = "hosting")]
 
 #[path = "peer_common.rs"]
 mod common;

@@ -13,7 +13,7 @@ pub const STEP: Duration = Duration::from_secs(20);
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    metered_guest_build::repo_root()
 }
 
 /// A running in-process server and the credentials of its dev config.
@@ -145,74 +145,7 @@ pub fn limited_request(peer_id: &str) -> TokenRequest {
     }
 }
 
-/// A language the example guests are written in (`guests/<lang>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GuestLang {
-    /// `guests/rust`: wit-bindgen, `wasm32-wasip2`.
-    Rust,
-    /// `guests/python`: componentize-py.
-    Python,
-    /// `guests/js`: componentize-js (SpiderMonkey).
-    Js,
-}
-
-impl GuestLang {
-    /// Every language, for conformance tests.
-    pub const ALL: [GuestLang; 3] = [GuestLang::Rust, GuestLang::Python, GuestLang::Js];
-
-    /// The argument `guests/build` takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GuestLang::Rust => "rust",
-            GuestLang::Python => "python",
-            GuestLang::Js => "js",
-        }
-    }
-}
-
-/// Where `guests/build` puts components: `$CARGO_TARGET_DIR/guests`.
-fn guest_out() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from).join("guests")
-}
-
-/// Builds the guests of `lang` from source with `guests/build` (once per test
-/// binary and language; Python and JS only when their sources changed) and
-/// returns the component `name` (`echo_agent`, `tone_agent`, ...).
-pub fn guest(lang: GuestLang, name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<(GuestLang, Result<(), String>)>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !built.iter().any(|(l, _)| *l == lang) {
-        let out = std::process::Command::new(repo_root().join("guests/build"))
-            .arg(lang.as_str())
-            .env("GUEST_OUT", guest_out())
-            .output()
-            .map_err(|e| format!("running guests/build: {e}"))
-            .and_then(
-                |o| if o.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&o.stderr).into_owned()) },
-            );
-        built.push((lang, out));
-    }
-    if let Some((_, Err(e))) = built.iter().find(|(l, _)| *l == lang) {
-        panic!("guests/build {} failed (run scripts/setup for the toolchains):\n{e}", lang.as_str());
-    }
-    match lang {
-        GuestLang::Rust => guest_out().join("wasm32-wasip2/release"),
-        GuestLang::Python => guest_out().join("python"),
-        GuestLang::Js => guest_out().join("js"),
-    }
-    .join(format!("{name}.wasm"))
-}
-
-/// The Rust guest `name` (`echo_agent`, `tone_agent`, ...), built from `guests/rust`.
-pub fn rust_guest(name: &str) -> PathBuf {
-    guest(GuestLang::Rust, name)
-}
-
-/// A compiled-component cache shared by the test binaries of one target
-/// directory: a Python or JS component is compiled once, not once per test.
-pub fn component_cache() -> PathBuf {
-    guest_out().join("compiled")
-}
+pub use metered_guest_build::{GuestLang, component_cache, guest, rust_guest};
 
 /// The `metered` binary with every feature (agent runtime, WebRTC), built
 /// first: a no-op after a whole-workspace `--all-features` build, and never a
@@ -220,7 +153,7 @@ pub fn component_cache() -> PathBuf {
 pub fn metered_bin() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "-p", "metered-realtime", "--all-features", "--bin", "metered"])
+        .args(["build", "-p", "metered-cli", "--all-features", "--bin", "metered"])
         .current_dir(repo_root())
         .status()
         .expect("cargo");

@@ -1,0 +1,19 @@
+//! Media core: frames, tracks, [`MediaStream`], [`StreamMetadata`],
+//! [`iter_frames`] and the media [`clock`]. Doesn't know about WebRTC, wasm
+//! or FFmpeg: a remote WebRTC track, an `AudioSource` (crate
+//! `metered-audio`) or a file decoder are all just [`MediaStreamTrack`]s
+//! here.
+
+pub mod clock;
+mod frame;
+mod metadata;
+mod queue;
+mod stream;
+mod track;
+
+pub use clock::{PreciseTimer, Sleep, Timer, VirtualClock};
+pub use frame::{AudioFrame, ChannelLayout, SampleFormat, VideoFrame};
+pub use metadata::{MetadataError, StreamMetadata};
+pub use queue::FrameQueue;
+pub use stream::MediaStream;
+pub use track::{Frame, MediaKind, MediaStreamTrack, TrackEnded, iter_frames};
