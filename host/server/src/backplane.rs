@@ -4,7 +4,7 @@
 //! (`hub.rs`): local subscribers, local presence, local peers. Whatever must
 //! also reach connections on *other* nodes — a publish, a direct message to a
 //! peer that isn't here, a presence edge, an admin kick — the hub hands to its
-//! backplane. What other nodes send back comes in through [`HubIngress`], the
+//! backplane. What other nodes send back comes in through [`crate::HubIngress`], the
 //! same entry the REST control plane uses, so "a message from nowhere on this
 //! node" has one path.
 //!
@@ -12,13 +12,9 @@
 //! a cluster implementation (NATS) implements the same trait, and nothing
 //! else in the server knows which one runs.
 
-use std::sync::Arc;
-
 use metered_protocol::{ErrorCode, PresenceChange};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-
-use super::hub::Hub;
 
 /// Who a message is from, as it crosses the backplane.
 #[derive(Debug, Clone, Copy)]
@@ -71,32 +67,5 @@ impl Backplane for LocalBackplane {
 
     fn kick(&self, _tenant: &str, _peer_id: &str) -> usize {
         0
-    }
-}
-
-/// What other nodes deliver into this node's hub: the receiving end of a
-/// [`Backplane`]. Cheap to clone.
-#[derive(Clone)]
-pub struct HubIngress {
-    pub(crate) hub: Arc<Hub>,
-}
-
-impl HubIngress {
-    /// Delivers a message published elsewhere to this node's subscribers of
-    /// `channel`; returns how many connections it was queued for.
-    pub fn publish(&self, tenant: &str, channel: &str, from: Origin<'_>, data: &RawValue) -> usize {
-        self.hub.deliver_publish(tenant, channel, from, data)
-    }
-
-    /// Delivers a direct message sent elsewhere to `to`'s connections on this
-    /// node; `Err(PeerNotFound)` when it has none here.
-    pub fn send(&self, tenant: &str, to: &str, from: Origin<'_>, data: &RawValue) -> Result<usize, ErrorCode> {
-        self.hub.deliver_direct(tenant, to, from, data)
-    }
-
-    /// Closes `peer_id`'s connections on this node (an admin kick issued
-    /// elsewhere); returns how many.
-    pub fn kick(&self, tenant: &str, peer_id: &str) -> usize {
-        self.hub.kick_local(tenant, peer_id)
     }
 }

@@ -43,8 +43,9 @@ use tokio::sync::watch;
 use tracing::info;
 
 pub use auth::{Action, ChannelPattern, Claims, TokenRequest, mint_token};
-pub use backplane::{Backplane, HubIngress, LocalBackplane, Origin};
+pub use backplane::{Backplane, LocalBackplane, Origin};
 pub use config::{ConfigError, IceServer, Limits, PublishableKey, SecretKey, ServerConfig, WebConfig};
+pub use hub::HubIngress;
 pub use metered_protocol::PresenceChange;
 pub use metrics::Metrics;
 

@@ -1,10 +1,10 @@
 //! The examples run against a real `metered serve`: `audio_agent` (the seed's
-//! end-to-end example: the listener must hear every note the agent plays) and
-//! `echo_agent` (a Rust peer's tone comes back, frequency measured).
+//! end-to-end example: the listener must hear every note the agent plays),
+//! `echo_agent` (a Rust peer's tone comes back, frequency measured) and
+//! `pubsub` (its publishes arrive, it prints what it receives, Ctrl-C ends it).
 #![cfg(feature = "webrtc")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -88,5 +88,68 @@ async fn echo_agent_example_returns_the_tone() {
     feeder.abort();
     talker.close().await;
     child.kill().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_example_publishes_prints_what_it_receives_and_stops_on_ctrl_c() {
+    use metered_realtime::signalling::{ClientEvent, ClientOptions, SignallingClient};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let server = TestServer::start().await;
+    let watcher = SignallingClient::new(ClientOptions::with_api_key(server.key()).url(server.base_url())).unwrap();
+    let mut events = watcher.events();
+    watcher.connect().await.unwrap();
+    watcher.subscribe("example-pubsub").await.unwrap();
+    let mut child = tokio::process::Command::new(example("pubsub"))
+        .args([&server.base_url(), server.key(), "example-pubsub"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("pubsub");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // It publishes once a second: the first one reaches the watcher.
+    let from = e2e_support::within("the example's first publish", async {
+        loop {
+            if let Ok(ClientEvent::Message { sender_peer_id, data, .. }) = events.recv().await
+                && data["text"] == "hello from Rust"
+            {
+                assert_eq!(data["n"], 0, "the first publish");
+                break sender_peer_id;
+            }
+        }
+    })
+    .await;
+    watcher.publish("example-pubsub", serde_json::json!({"said": "hi from the test"})).await.unwrap();
+    let me = watcher.peer_id().expect("connected");
+    let (mut connected, mut saw_us, mut got_ours) = (false, false, false);
+    e2e_support::within("the example's output", async {
+        while !(connected && saw_us && got_ours) {
+            let line = lines.next_line().await.expect("stdout").expect("the example is still running");
+            connected |= line == format!("connected as {from}");
+            saw_us |= line == format!("+ {me}");
+            got_ours |= line.starts_with(&format!("{me}: ")) && line.contains("hi from the test");
+        }
+    })
+    .await;
+    // Ctrl-C: it leaves (the watcher sees it go) and exits cleanly.
+    let pid = child.id().expect("running").to_string();
+    let kill = tokio::process::Command::new("kill").args(["-INT", &pid]).status().await.expect("kill");
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits on SIGINT").unwrap();
+    assert!(status.success(), "pubsub exited with {status}");
+    e2e_support::within("the example's peer to leave", async {
+        loop {
+            if let Ok(ClientEvent::Presence { left, .. }) = events.recv().await
+                && left.iter().any(|p| p.peer_id == from)
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    watcher.close().await;
     server.shutdown().await;
 }

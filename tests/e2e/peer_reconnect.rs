@@ -5,8 +5,7 @@
 //! that reconnects first sees the other leave and re-join.)
 #![cfg(feature = "webrtc")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::time::Duration;
 

@@ -6,8 +6,7 @@
 //! switches the tone without renegotiation.
 #![cfg(feature = "webrtc")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,7 @@
 //! small buffer cap, typed overflow past the queued-send cap, no loss).
 #![cfg(feature = "webrtc")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::time::Duration;
 

@@ -7,8 +7,7 @@
 //! offer for its microphone — and the page hears that one too.
 #![cfg(feature = "webrtc")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -4,8 +4,7 @@
 //! the pattern doesn't match.
 #![cfg(feature = "hosting")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

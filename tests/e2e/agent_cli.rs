@@ -7,8 +7,7 @@
 //!   process exits 0.
 #![cfg(feature = "hosting")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -4,8 +4,7 @@
 //! other side's iterators.
 #![cfg(feature = "webrtc")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::time::Duration;
 

@@ -4,8 +4,7 @@
 //! reserved key as data, never panics, and still hears an honest peer afterwards.
 #![cfg(feature = "webrtc")]
 
-#[path = "peer_common.rs"]
-mod common;
+use crate::peer_common as common;
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Helpers shared by the `MeteredPeer` tests (included with `#[path]`).
+//! Helpers shared by the `MeteredPeer` tests.
 #![cfg(feature = "webrtc")]
 #![allow(dead_code, missing_docs)]
 
