@@ -1,4 +1,4 @@
-//! Pure reconnect logic: the backoff delay and the supervisor's decisions
+//! Pure reconnect logic: the backoff delay and the reconnect loop's decisions
 //! (retry or give up, connecting vs reconnecting, when to report token-provider
 //! failures). No sockets, no clock, no randomness: the caller passes a uniform
 //! random number in.
@@ -31,7 +31,7 @@ pub(crate) fn delay(opts: &ReconnectOptions, attempt: u32, floor: Option<Duratio
     Duration::try_from_secs_f64(jittered).unwrap_or(Duration::MAX)
 }
 
-/// What the supervisor does after a token-provider failure.
+/// What the reconnect loop does after a token-provider failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TokenFailure {
     /// `Some(n)`: emit `TokenProviderError` with `n` consecutive failures.
@@ -40,7 +40,7 @@ pub(crate) struct TokenFailure {
     pub retry: bool,
 }
 
-/// The supervisor's reconnect bookkeeping, as a pure state machine.
+/// The reconnect loop's bookkeeping, as a pure state machine.
 #[derive(Debug, Clone)]
 pub(crate) struct ReconnectPolicy {
     opts: Option<ReconnectOptions>,

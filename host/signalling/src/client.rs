@@ -1,28 +1,25 @@
-//! [`SignallingClient`], the handle applications hold, and the state it shares
-//! with the supervisor task.
+//! [`SignallingClient`], the handle applications hold: it validates options,
+//! starts the reconnect loop on `connect()`, and turns requests into frames sent
+//! through the [`Shared`] state (which it shares with the reconnect loop and the
+//! connection task).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tracing::{Instrument, debug, debug_span};
+use tokio::sync::{broadcast, oneshot, watch};
+use tracing::{Instrument, debug_span};
 
 use super::error::{ClientError, ConfigError};
 use super::events::{ClientEvent, ClientState};
 use super::options::{ClientOptions, SubscribeOptions};
-use super::supervisor;
+use super::reconnect;
+use super::shared::{Shared, encode, request_id};
 use metered_protocol::ClientFrame;
 
-/// `close()` waits this long for the supervisor to finish the close handshake.
+/// `close()` waits this long for the reconnect loop to finish the close handshake.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// The `maxMessageSize` assumed until the first `welcome` (the hosted default).
-const DEFAULT_MAX_MESSAGE_SIZE: u64 = 65_536;
-
-type AckSender = oneshot::Sender<Result<(), ClientError>>;
 
 /// The pub/sub client of Metered Realtime Messaging.
 ///
@@ -44,155 +41,13 @@ impl std::fmt::Debug for SignallingClient {
     }
 }
 
-/// State shared by the handles and the supervisor task.
-pub(crate) struct Shared {
-    pub(crate) opts: ClientOptions,
-    /// The validated base URL (`scheme://host[:port]`).
-    pub(crate) origin: String,
-    events: broadcast::Sender<ClientEvent>,
-    state: watch::Sender<ClientState>,
-    /// The writer of the connection that received `welcome`, if any.
-    pub(crate) link: Mutex<Option<Link>>,
-    pending: Mutex<HashMap<String, AckSender>>,
-    /// Channels to replay after a reconnect, in subscription order.
-    subscriptions: Mutex<Vec<(String, SubscribeOptions)>>,
-    pub(crate) peer_id: Mutex<Option<String>>,
-    pub(crate) max_message_size: AtomicU64,
-    /// Bumped at every `welcome`, to tell connections apart.
-    generation: AtomicU64,
-    explicitly_closed: AtomicBool,
-    pub(crate) close_tx: watch::Sender<bool>,
-    /// Whether a supervisor task is alive.
-    pub(crate) running: AtomicBool,
-}
-
-/// The live connection's writer.
-pub(crate) struct Link {
-    pub(crate) tx: mpsc::UnboundedSender<String>,
-    pub(crate) generation: u64,
-}
-
-impl Shared {
-    pub(crate) fn emit(&self, event: ClientEvent) {
-        // No receiver is fine: events go to whoever listens.
-        let _ = self.events.send(event);
-    }
-
-    pub(crate) fn transition(&self, to: ClientState) {
-        let from = self.state.send_replace(to);
-        if from != to {
-            debug!(?from, ?to, "state");
-            self.emit(ClientEvent::StateChange { from, to });
-        }
-    }
-
-    pub(crate) fn state(&self) -> ClientState {
-        *self.state.borrow()
-    }
-
-    pub(crate) fn is_explicitly_closed(&self) -> bool {
-        self.explicitly_closed.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn next_generation(&self) -> u64 {
-        self.generation.fetch_add(1, Ordering::AcqRel) + 1
-    }
-
-    /// Whether the connection of `generation` is the live, welcomed one.
-    pub(crate) fn is_current(&self, generation: u64) -> bool {
-        self.state() == ClientState::Connected && self.link.lock().as_ref().is_some_and(|l| l.generation == generation)
-    }
-
-    pub(crate) fn has_pending(&self, request_id: &str) -> bool {
-        self.pending.lock().contains_key(request_id)
-    }
-
-    /// Completes a pending request (unknown ids are ignored: late or foreign acks).
-    pub(crate) fn resolve(&self, request_id: &str, result: Result<(), ClientError>) {
-        if let Some(tx) = self.pending.lock().remove(request_id) {
-            let _ = tx.send(result);
-        }
-    }
-
-    /// Fails every pending request: the connection ended with `close_code`.
-    pub(crate) fn fail_pending(&self, close_code: u16) {
-        for (_, tx) in self.pending.lock().drain() {
-            let _ = tx.send(Err(ClientError::Disconnected { close_code }));
-        }
-    }
-
-    pub(crate) fn tracked_channels(&self) -> Vec<String> {
-        self.subscriptions.lock().iter().map(|(c, _)| c.clone()).collect()
-    }
-
-    pub(crate) fn tracked_options(&self, channel: &str) -> Option<SubscribeOptions> {
-        self.subscriptions.lock().iter().find(|(c, _)| c == channel).map(|(_, o)| *o)
-    }
-
-    /// Sends `text` on the live connection (on connection `generation` only, if
-    /// given) and waits for the ack of `request_id`.
-    pub(crate) async fn request(
-        &self,
-        request_id: String,
-        text: String,
-        generation: Option<u64>,
-    ) -> Result<(), ClientError> {
-        let (tx, rx) = oneshot::channel();
-        {
-            // Holding the link lock while registering: the supervisor clears the
-            // link before failing pending requests, so none is left hanging.
-            let link = self.link.lock();
-            let link = link
-                .as_ref()
-                .filter(|l| self.state() == ClientState::Connected && generation.is_none_or(|g| g == l.generation))
-                .ok_or(ClientError::NotConnected)?;
-            self.pending.lock().insert(request_id.clone(), tx);
-            if link.tx.send(text).is_err() {
-                self.pending.lock().remove(&request_id);
-                return Err(ClientError::NotConnected);
-            }
-        }
-        let timeout = self.opts.ack_timeout;
-        let result = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ClientError::Disconnected { close_code: 1006 }),
-            Err(_) => Err(ClientError::AckTimeout { request_id: request_id.clone(), timeout }),
-        };
-        self.pending.lock().remove(&request_id);
-        match &result {
-            Ok(()) => debug!("acked"),
-            Err(error) => debug!(%error, "request failed"),
-        }
-        result
-    }
-}
-
 impl SignallingClient {
     /// Builds a client (validating the options) without connecting; take
     /// [`SignallingClient::events`] before [`SignallingClient::connect`] to see
     /// the first `Connected`.
     pub fn new(opts: ClientOptions) -> Result<Self, ConfigError> {
         let origin = opts.validate()?;
-        let (events, _) = broadcast::channel(opts.event_capacity.max(16));
-        let (state, _) = watch::channel(ClientState::Idle);
-        let (close_tx, _) = watch::channel(false);
-        Ok(Self {
-            shared: Arc::new(Shared {
-                opts,
-                origin,
-                events,
-                state,
-                link: Mutex::new(None),
-                pending: Mutex::new(HashMap::new()),
-                subscriptions: Mutex::new(Vec::new()),
-                peer_id: Mutex::new(None),
-                max_message_size: AtomicU64::new(DEFAULT_MAX_MESSAGE_SIZE),
-                generation: AtomicU64::new(0),
-                explicitly_closed: AtomicBool::new(false),
-                close_tx,
-                running: AtomicBool::new(false),
-            }),
-        })
+        Ok(Self { shared: Arc::new(Shared::new(opts, origin)) })
     }
 
     /// Builds a client and connects it: resolves after `welcome`.
@@ -211,7 +66,7 @@ impl SignallingClient {
     /// `Err(RecvError::Lagged(n))`, so a slow consumer never grows memory.
     /// Drop receivers you no longer read.
     pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
-        self.shared.events.subscribe()
+        self.shared.subscribe_events()
     }
 
     /// Connects: resolves once `welcome` arrived (within the welcome timeout),
@@ -226,12 +81,11 @@ impl SignallingClient {
         {
             return Err(ClientError::InvalidState { state });
         }
-        self.shared.explicitly_closed.store(false, Ordering::Release);
-        self.shared.close_tx.send_replace(false);
+        self.shared.clear_close_request();
         // Synchronously, so a concurrent second connect() sees a non-idle state.
         self.shared.transition(ClientState::Connecting);
         let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(supervisor::run(self.shared.clone(), ready_tx));
+        tokio::spawn(reconnect::run(self.shared.clone(), ready_tx));
         ready_rx.await.unwrap_or(Err(ClientError::Closed))
     }
 
@@ -242,7 +96,7 @@ impl SignallingClient {
 
     /// A watch of the state, for awaiting transitions.
     pub fn watch_state(&self) -> watch::Receiver<ClientState> {
-        self.shared.state.subscribe()
+        self.shared.watch_state()
     }
 
     /// Our peer id (from the last `welcome`; a publishable key gets a fresh one
@@ -281,22 +135,10 @@ impl SignallingClient {
             include_sender_metadata: opts.include_sender_metadata,
         };
         let text = encode(&frame)?;
-        let was_tracked = {
-            let mut subs = self.shared.subscriptions.lock();
-            match subs.iter_mut().find(|(c, _)| c == channel) {
-                Some(entry) => {
-                    entry.1 = opts;
-                    true
-                }
-                None => {
-                    subs.push((channel.to_owned(), opts));
-                    false
-                }
-            }
-        };
+        let was_tracked = self.shared.track(channel, opts);
         let result = self.request("subscribe", Some(channel), None, rid, text).await;
         if matches!(result, Err(ClientError::NotConnected)) && !was_tracked {
-            self.shared.subscriptions.lock().retain(|(c, _)| c != channel);
+            self.shared.untrack(channel);
         }
         result
     }
@@ -305,7 +147,7 @@ impl SignallingClient {
     pub async fn unsubscribe(&self, channel: &str) -> Result<(), ClientError> {
         let rid = request_id();
         let text = encode(&ClientFrame::Unsubscribe { channel, request_id: Some(&rid) })?;
-        self.shared.subscriptions.lock().retain(|(c, _)| c != channel);
+        self.shared.untrack(channel);
         self.request("unsubscribe", Some(channel), None, rid, text).await
     }
 
@@ -329,10 +171,9 @@ impl SignallingClient {
     /// Closes the connection for good (close code 1000) and stops reconnecting.
     /// Idempotent; pending requests fail with [`ClientError::Disconnected`].
     pub async fn close(&self) {
-        self.shared.explicitly_closed.store(true, Ordering::Release);
-        self.shared.close_tx.send_replace(true);
+        self.shared.request_close();
         if self.shared.running.load(Ordering::Acquire) {
-            let mut state = self.shared.state.subscribe();
+            let mut state = self.shared.watch_state();
             let _ = tokio::time::timeout(CLOSE_WAIT, state.wait_for(|s| *s == ClientState::Closed)).await;
         }
         self.shared.fail_pending(1000);
@@ -359,12 +200,4 @@ impl SignallingClient {
         let span = debug_span!("signalling_request", op, peer = peer.as_deref(), channel, to, request_id = %rid);
         self.shared.request(rid, text, None).instrument(span).await
     }
-}
-
-pub(crate) fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-pub(crate) fn encode(frame: &ClientFrame<'_>) -> Result<String, ClientError> {
-    frame.encode().map_err(|e| ClientError::InvalidArgument { reason: e.message.into_owned() })
 }

@@ -16,11 +16,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::ReconnectPolicy;
-use super::client::{Link, Shared};
+use super::error::ClientError;
 use super::events::{ClientEvent, ClientState};
 use super::ice::ice_servers;
 use super::resubscribe;
-use super::supervisor::{Ready, closed};
+use super::shared::{Link, Ready, Shared, closed};
 use super::url::scrub;
 use super::watchdog::{Watchdog, WatchdogAction};
 use metered_protocol::ServerFrame;
@@ -193,7 +193,7 @@ fn dispatch(shared: &Shared, text: &str, expect_welcome: bool) -> Option<Welcome
             if let Some(rid) = &request_id
                 && shared.has_pending(rid)
             {
-                let error = super::ClientError::ServerRequest { code, message, request_id: rid.clone() };
+                let error = ClientError::ServerRequest { code, message, request_id: rid.clone() };
                 shared.resolve(rid, Err(error));
             } else if code == "unknown_type" && request_id.is_none() {
                 // An old server answering our heartbeat ping.

@@ -42,9 +42,12 @@
 //!
 //! Pure logic, tested without sockets or real time: `backoff` (delay and
 //! reconnect decisions) and `watchdog` (welcome deadline, heartbeat, inactivity).
-//! I/O: `supervisor` (one task per client: credential → connection → backoff)
-//! and `connection` (one select loop per socket). This module does not know
-//! about WebRTC; `MeteredPeer` builds on it.
+//! I/O, each layer importing only the ones below it: `client` (the handle) →
+//! `reconnect` (one task per client: credential → connection → backoff) →
+//! `connection` (one select loop per socket, which starts `resubscribe`'s
+//! replays after a reconnect) → `shared` (the state they all share: events,
+//! state, the live link, pending acks, tracked subscriptions). This module does
+//! not know about WebRTC; `MeteredPeer` builds on it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), metered_signalling::ClientError> {
@@ -69,8 +72,9 @@ mod error;
 mod events;
 mod ice;
 mod options;
+mod reconnect;
 mod resubscribe;
-mod supervisor;
+mod shared;
 mod url;
 mod watchdog;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
-use super::client::{Shared, encode, request_id};
+use super::shared::{Shared, encode, request_id};
 use metered_protocol::ClientFrame;
 
 /// Retries of one channel's replay per connection.

@@ -1,7 +1,8 @@
-//! The connection supervisor: one task per `connect()` owning the
-//! connect → reconnect loop. Decisions come from the pure
-//! [`ReconnectPolicy`]; this file only sequences I/O (token provider, one
-//! connection at a time, backoff sleeps) and reports outcomes.
+//! The reconnect loop: one task per `connect()` owning connect → backoff →
+//! reconnect. Decisions come from the pure [`ReconnectPolicy`]; this file only
+//! sequences I/O (token provider, one [`connection`] at a time, backoff sleeps)
+//! and reports outcomes. Subscriptions are replayed by the connection on each
+//! reconnect's `welcome` (see `resubscribe`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,22 +10,21 @@ use std::sync::atomic::Ordering;
 use tokio::sync::{oneshot, watch};
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::ClientError;
 use super::backoff::ReconnectPolicy;
-use super::client::Shared;
 use super::connection;
+use super::error::ClientError;
 use super::events::{ClientEvent, ClientState};
 use super::options::Credential;
+use super::shared::{Ready, Shared, closed};
 use super::url::{connect_url, scrub};
 
-/// Resolves the first `connect()`: `Ok` after `welcome`, or why it failed.
-pub(crate) type Ready = Option<oneshot::Sender<Result<(), ClientError>>>;
-
-/// Runs the supervisor until the client is closed for good.
+/// Runs the reconnect loop until the client is closed for good, then settles
+/// the client (`Closed`, pending requests failed) and resolves `ready` if the
+/// first `connect()` never succeeded.
 pub(crate) async fn run(shared: Arc<Shared>, ready: oneshot::Sender<Result<(), ClientError>>) {
     let span = info_span!("signalling", peer = tracing::field::Empty, url = %shared.origin);
     let mut ready = Some(ready);
-    let failure = supervise(&shared, &mut ready).instrument(span).await;
+    let failure = connect_loop(&shared, &mut ready).instrument(span).await;
     *shared.link.lock() = None;
     shared.fail_pending(1000);
     shared.transition(ClientState::Closed);
@@ -35,7 +35,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ready: oneshot::Sender<Result<(), C
 
 /// The connect → reconnect loop; returns why the first `connect()` failed if
 /// it never succeeded.
-async fn supervise(shared: &Arc<Shared>, ready: &mut Ready) -> ClientError {
+async fn connect_loop(shared: &Arc<Shared>, ready: &mut Ready) -> ClientError {
     let mut close_rx = shared.close_tx.subscribe();
     let mut policy = ReconnectPolicy::new(shared.opts.reconnect);
     loop {
@@ -102,15 +102,6 @@ async fn backoff(policy: &mut ReconnectPolicy, close_rx: &mut watch::Receiver<bo
 fn resolve(ready: &mut Ready, result: Result<(), ClientError>) {
     if let Some(tx) = ready.take() {
         let _ = tx.send(result);
-    }
-}
-
-/// Resolves when `close()` was called.
-pub(crate) async fn closed(rx: &mut watch::Receiver<bool>) {
-    if rx.wait_for(|c| *c).await.is_err() {
-        // The sender lives in `Shared`, which outlives this task: unreachable in
-        // practice; never resolve rather than spin.
-        std::future::pending::<()>().await;
     }
 }
 
