@@ -1,7 +1,7 @@
 //! AudioSource benchmark, side by side with the official Python SDK's
 //! AudioSource in one run. Prints one JSON object.
 //!
-//! `cargo bench -p metered-realtime --bench audio_source` (`BENCH_QUICK=1` for a
+//! `cargo bench -p metered-audio --bench audio_source` (`BENCH_QUICK=1` for a
 //! short run). The Python baseline runs from `$CARGO_MANIFEST_DIR/../.local/venv`
 //! (made by scripts/setup); without it the baseline is reported as skipped.
 
@@ -205,7 +205,7 @@ fn python(args: &[&str]) -> Value {
     if !py.exists() {
         return json!({"skipped": "no .local/venv (run scripts/setup)"});
     }
-    let out = Command::new(py).arg(root.join("host/benches/py/audio_source_bench.py")).args(args).output();
+    let out = Command::new(py).arg(root.join("host/audio/benches/py/audio_source_bench.py")).args(args).output();
     match out {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).unwrap_or(json!({"error": "bad JSON"})),
         Ok(o) => json!({"error": String::from_utf8_lossy(&o.stderr).chars().take(400).collect::<String>()}),
