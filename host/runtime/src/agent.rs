@@ -5,15 +5,16 @@
 use std::sync::Arc;
 
 use tokio::sync::Notify;
+use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
-use wasmtime::{Store, Trap};
 
 use super::bindings::{handler, run};
 use super::cache::ComponentHash;
-use super::engine::{Inner, LiveGuard};
 use super::exit::{AgentExit, RuntimeError, truncate};
+use super::gate::MetadataGate;
 use super::policy::{PolicyComponent, PolicyGate};
-use super::room::{AgentInfo, NoRoom, RoomHost};
+use super::room_host::{AgentInfo, NoRoom, RoomHost};
+use super::shared::{Inner, LiveGuard};
 use super::state::GuestState;
 use metered_audio::PacingTimer;
 
@@ -127,14 +128,14 @@ impl AgentComponent {
     pub async fn instantiate(&self, spec: AgentSpec) -> Result<Agent, RuntimeError> {
         let agent = AgentInfo { id: self.inner.agent_id("agent") };
         let budget = self.inner.limits.event_budget;
-        let policy = spec.policy.map(PolicyGate::new);
+        let policy = spec.policy.map(|p| Box::new(PolicyGate::new(p)) as Box<dyn MetadataGate>);
         let ticks = self.inner.ticks(budget);
         let state = GuestState::new(agent.clone(), self.inner.limits.clone(), ticks, spec.room, policy, spec.pacing);
         let (mut store, live) = self.inner.new_store(state, budget);
         let instance = match self.pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
             Err(e) => {
-                let exit = classify(store.data_mut(), &e);
+                let exit = store.data_mut().classify(&e);
                 return Err(RuntimeError::Instantiate(format!("{exit}")));
             }
         };
@@ -209,7 +210,7 @@ impl Agent {
             None => AgentExit::Stopped,
             Some(Ok(Ok(()))) => AgentExit::Finished,
             Some(Ok(Err(message))) => AgentExit::Failed { message: truncate(message, 1024) },
-            Some(Err(e)) => classify(self.store.data_mut(), &e),
+            Some(Err(e)) => self.store.data_mut().classify(&e),
         };
         let memory_bytes = self.store.data().limiter.memory_total();
         match &exit {
@@ -277,35 +278,4 @@ impl AgentHandle {
             },
         }
     }
-}
-
-/// Why a guest call failed, from what the host recorded and the error itself.
-pub(crate) fn classify(state: &mut GuestState, err: &wasmtime::Error) -> AgentExit {
-    if let Some(exit) = state.exit.take() {
-        return exit;
-    }
-    if let Some(requested) = state.limiter.memory_denied {
-        return AgentExit::MemoryLimit { requested, limit: state.limits.memory_bytes };
-    }
-    if let Some(Trap::StackOverflow) = err.downcast_ref::<Trap>() {
-        return AgentExit::StackOverflow;
-    }
-    if let Some(wasmtime::component::ResourceTableError::Full) =
-        err.chain().find_map(|e| e.downcast_ref::<wasmtime::component::ResourceTableError>())
-    {
-        let what = format!("more than {} live resources (pollables included)", state.limits.resources);
-        return AgentExit::ResourceLimit { what };
-    }
-    // The root cause says what happened ("unknown handle index 3", a trap
-    // code); the top error is wasmtime's wasm backtrace.
-    let mut message = match err.downcast_ref::<Trap>() {
-        Some(trap) => format!("{trap}"),
-        None => err.root_cause().to_string(),
-    };
-    let stderr = state.stderr.tail();
-    if !stderr.is_empty() {
-        message.push_str("; guest stderr: ");
-        message.push_str(&stderr);
-    }
-    AgentExit::Trap { message: truncate(message, 2048) }
 }

@@ -2,7 +2,7 @@
 //! the one `bindgen!` call. Blocking guest calls are async host functions
 //! (wasmtime suspends the guest's fiber); everything may trap so the host can end
 //! a guest that breaks the contract. Resources map to the host types in
-//! [`super::host`].
+//! [`super::reps`]; [`super::host`] implements the interfaces over them.
 
 #![allow(missing_docs, clippy::all)]
 
@@ -35,11 +35,11 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "wasi:io/poll": wasmtime_wasi_io::bindings::wasi::io::poll,
-        "metered:realtime/media-stream.track": super::host::media_stream::TrackRep,
-        "metered:realtime/media-stream.media-stream": super::host::media_stream::StreamRep,
-        "metered:realtime/audio-source.audio-source": super::host::audio_source::SourceRep,
-        "metered:realtime/frame-iterator.frame-iterator": super::host::frame_iterator::IteratorRep,
-        "metered:realtime/room.room": super::host::room::RoomRep,
+        "metered:realtime/media-stream.track": crate::reps::TrackRep,
+        "metered:realtime/media-stream.media-stream": crate::reps::StreamRep,
+        "metered:realtime/audio-source.audio-source": crate::reps::SourceRep,
+        "metered:realtime/frame-iterator.frame-iterator": crate::reps::IteratorRep,
+        "metered:realtime/room.room": crate::reps::RoomRep,
     },
 });
 

@@ -1,99 +1,21 @@
-//! [`Runtime`]: one wasmtime `Engine` (pooling allocator, copy-on-write memory
-//! images, epoch interruption driven by a ticker thread), the linkers of the two
-//! worlds, and the compiled-component cache.
+//! [`Runtime`], the façade: builds one wasmtime `Engine` (pooling allocator,
+//! copy-on-write memory images, epoch interruption driven by a ticker thread),
+//! the linkers of the two worlds and the compiled-component cache, and loads
+//! components from it. What the runtime shares with the components and agents
+//! it makes is in `shared.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::agent::AgentComponent;
 use super::cache::ComponentCache;
-use super::config::{AgentLimits, RuntimeConfig};
+use super::config::RuntimeConfig;
 use super::exit::RuntimeError;
 use super::host;
 use super::policy::PolicyComponent;
-use super::state::GuestState;
-
-/// Stops the epoch ticker when the runtime's last user is gone.
-struct Ticker {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start(engine: &Engine, tick: Duration) -> Self {
-        let engine = engine.weak();
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("metered-epoch".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => return,
-                    }
-                }
-            })
-            .ok();
-        Self { stop: Some(stop), thread }
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Shared by the runtime and every component and agent it made.
-pub(crate) struct Inner {
-    pub(crate) engine: Engine,
-    pub(crate) config: RuntimeConfig,
-    pub(crate) limits: Arc<AgentLimits>,
-    pub(crate) agent_linker: Linker<GuestState>,
-    pub(crate) policy_linker: Linker<GuestState>,
-    cache: ComponentCache,
-    live: AtomicUsize,
-    next_id: AtomicU64,
-    _ticker: Ticker,
-}
-
-/// Counts a live store; decrements on drop.
-pub(crate) struct LiveGuard(Arc<Inner>);
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Inner {
-    /// A store for one guest, with its limits, CPU meter and epoch callback.
-    pub(crate) fn new_store(self: &Arc<Self>, state: GuestState, budget: Duration) -> (Store<GuestState>, LiveGuard) {
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_callback(move |mut ctx| ctx.data_mut().on_epoch(budget));
-        store.set_epoch_deadline(1);
-        self.live.fetch_add(1, Ordering::Relaxed);
-        (store, LiveGuard(self.clone()))
-    }
-
-    /// A fresh agent id: `agent-<n>`.
-    pub(crate) fn agent_id(&self, prefix: &str) -> Arc<str> {
-        Arc::from(format!("{prefix}-{}", self.next_id.fetch_add(1, Ordering::Relaxed)))
-    }
-
-    /// Budget ticks for a duration.
-    pub(crate) fn ticks(&self, budget: Duration) -> u32 {
-        self.config.ticks(budget)
-    }
-}
+use super::shared::Inner;
 
 /// The agent runtime: load components once, run many agents, each in its own
 /// store with its own limits. Cheap to clone.
@@ -146,20 +68,7 @@ impl Runtime {
         host::add_logging(&mut policy_linker).map_err(link)?;
 
         let cache = ComponentCache::new(config.cache.clone(), &engine)?;
-        let ticker = Ticker::start(&engine, config.epoch_tick);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                limits: Arc::new(config.limits.clone()),
-                engine,
-                config,
-                agent_linker,
-                policy_linker,
-                cache,
-                live: AtomicUsize::new(0),
-                next_id: AtomicU64::new(1),
-                _ticker: ticker,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner::new(engine, config, agent_linker, policy_linker, cache)) })
     }
 
     /// Compiles (or fetches from the cache) an agent component and prepares it
@@ -187,7 +96,7 @@ impl Runtime {
     /// Guest stores alive right now (agents and policy instances). Back to its
     /// baseline once every agent has ended: nothing leaks per agent.
     pub fn live_guests(&self) -> usize {
-        self.inner.live.load(Ordering::Relaxed)
+        self.inner.live_stores()
     }
 
     /// The configuration it was built with.

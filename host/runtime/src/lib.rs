@@ -45,11 +45,14 @@ mod cache;
 mod config;
 mod engine;
 mod exit;
+mod gate;
 mod host;
 pub mod offline;
 mod policy;
 mod reactor;
-mod room;
+mod reps;
+mod room_host;
+mod shared;
 mod state;
 mod stdio;
 
@@ -57,8 +60,9 @@ pub use agent::{Agent, AgentComponent, AgentHandle, AgentReport, AgentSpec, Agen
 pub use config::{AgentLimits, CacheConfig, RuntimeConfig};
 pub use engine::Runtime;
 pub use exit::{AgentExit, RuntimeError};
-pub use policy::{PolicyComponent, PolicyInstance, Verdict};
-pub use room::{AgentInfo, BoxFuture, NoRoom, RoomError, RoomEvent, RoomHost, RoomSession};
+pub use gate::Verdict;
+pub use policy::{PolicyComponent, PolicyInstance};
+pub use room_host::{AgentInfo, BoxFuture, NoRoom, RoomError, RoomEvent, RoomHost, RoomSession};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! Metadata policies: a `policy`-world component, run in its own store with a
 //! small CPU budget per call, that decides which stream metadata crosses the
 //! boundary. It fails closed: a trap, a deadline, an exhausted limit or
-//! malformed output all reject.
+//! malformed output all reject. An agent's [`PolicyGate`] is its
+//! [`MetadataGate`].
 
 use std::sync::Arc;
 
@@ -9,26 +10,14 @@ use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::metadata_policy::{Guest, GuestIndices, Inbound};
-use super::engine::{Inner, LiveGuard};
 use super::exit::{AgentExit, RuntimeError, truncate};
+use super::gate::{MetadataGate, Verdict};
 use super::host::types::kind_to_wit;
-use super::room::{AgentInfo, NoRoom};
+use super::room_host::{AgentInfo, BoxFuture, NoRoom};
+use super::shared::{Inner, LiveGuard};
 use super::state::GuestState;
 use metered_audio::PacingTimer;
 use metered_media::{MediaKind, StreamMetadata};
-
-/// A policy's decision.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Verdict {
-    /// Deliver / announce this metadata (validated: a JSON object within the cap).
-    Accept(StreamMetadata),
-    /// Don't.
-    Reject {
-        /// The policy's reason, or why the policy failed.
-        reason: String,
-    },
-}
 
 /// A compiled metadata-policy component, ready to instantiate. Cheap to clone.
 #[derive(Clone)]
@@ -116,7 +105,7 @@ impl PolicyInstance {
             },
             Ok(Err(reason)) => Verdict::Reject { reason: truncate(reason, 512) },
             Err(e) => {
-                let exit = super::agent::classify(self.store.data_mut(), &e);
+                let exit = self.store.data_mut().classify(&e);
                 let reason = format!("policy failed: {exit}");
                 self.failed = Some(exit);
                 Verdict::Reject { reason }
@@ -156,17 +145,20 @@ impl PolicyInstance {
     }
 }
 
-/// An agent's policy: instantiated on first use, replaced after a failure.
+/// An agent's policy, as its [`MetadataGate`]: instantiated on first use,
+/// replaced after a failure.
 pub(crate) struct PolicyGate {
     component: PolicyComponent,
     instance: Option<PolicyInstance>,
 }
 
 impl PolicyGate {
+    /// A gate over `component`; nothing is instantiated until the first check.
     pub(crate) fn new(component: PolicyComponent) -> Self {
         Self { component, instance: None }
     }
 
+    /// The live instance: a new one when there is none or the last one failed.
     async fn instance(&mut self) -> Result<&mut PolicyInstance, Verdict> {
         if self.instance.as_ref().is_some_and(|i| i.failed.is_some()) {
             self.instance = None;
@@ -181,24 +173,30 @@ impl PolicyGate {
         }
         self.instance.as_mut().ok_or_else(|| Verdict::Reject { reason: "policy unavailable".into() })
     }
+}
 
-    pub(crate) async fn check_inbound(
-        &mut self,
-        peer_id: &str,
-        stream_id: &str,
+impl MetadataGate for PolicyGate {
+    fn check_inbound<'a>(
+        &'a mut self,
+        peer_id: &'a str,
+        stream_id: &'a str,
         kind: MediaKind,
-        metadata: &StreamMetadata,
-    ) -> Verdict {
-        match self.instance().await {
-            Ok(i) => i.check_inbound(peer_id, stream_id, kind, metadata).await,
-            Err(v) => v,
-        }
+        metadata: &'a StreamMetadata,
+    ) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            match self.instance().await {
+                Ok(i) => i.check_inbound(peer_id, stream_id, kind, metadata).await,
+                Err(v) => v,
+            }
+        })
     }
 
-    pub(crate) async fn decide_outbound(&mut self, stream_id: &str, proposed: &StreamMetadata) -> Verdict {
-        match self.instance().await {
-            Ok(i) => i.decide_outbound(stream_id, proposed).await,
-            Err(v) => v,
-        }
+    fn decide_outbound<'a>(&'a mut self, stream_id: &'a str, proposed: &'a StreamMetadata) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            match self.instance().await {
+                Ok(i) => i.decide_outbound(stream_id, proposed).await,
+                Err(v) => v,
+            }
+        })
     }
 }

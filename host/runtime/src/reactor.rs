@@ -11,10 +11,9 @@ use wasmtime::Store;
 use wasmtime::component::Resource;
 
 use super::bindings::handler::{Flow, Guest};
-use super::host::frame_iterator::IteratorRep;
-use super::host::room::RoomRep;
 use super::host::types::frame_to_wit;
-use super::room::RoomEvent;
+use super::reps::{IteratorRep, RoomRep};
+use super::room_host::RoomEvent;
 use super::state::GuestState;
 use metered_media::Frame;
 

@@ -1,17 +1,19 @@
 //! [`GuestState`]: the data of one guest's `Store` — its WASI context (nothing
-//! inherited), resource table, limits, CPU meter and room access.
+//! inherited), resource table, limits, CPU meter, room access and metadata
+//! gate — and how a failed guest call becomes an [`AgentExit`]
+//! ([`GuestState::classify`], from what the store recorded).
 
 use std::future::Future;
 use std::sync::Arc;
 
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::config::AgentLimits;
-use super::exit::AgentExit;
-use super::policy::PolicyGate;
-use super::room::{AgentInfo, RoomHost};
+use super::exit::{AgentExit, truncate};
+use super::gate::MetadataGate;
+use super::room_host::{AgentInfo, RoomHost};
 use super::stdio::GuestOutput;
 use metered_audio::PacingTimer;
 
@@ -176,7 +178,9 @@ pub(crate) struct GuestState {
     pub(crate) meter: Meter,
     pub(crate) limits: Arc<AgentLimits>,
     pub(crate) room: Arc<dyn RoomHost>,
-    pub(crate) policy: Option<PolicyGate>,
+    /// The agent's metadata policy (none: metadata passes after shape and
+    /// size checks).
+    pub(crate) policy: Option<Box<dyn MetadataGate>>,
     pub(crate) counts: Counts,
     pub(crate) stderr: GuestOutput,
     /// Which clock paces the agent's audio sources.
@@ -203,7 +207,7 @@ impl GuestState {
         limits: Arc<AgentLimits>,
         budget_ticks: u32,
         room: Arc<dyn RoomHost>,
-        policy: Option<PolicyGate>,
+        policy: Option<Box<dyn MetadataGate>>,
         pacing: PacingTimer,
     ) -> Self {
         let stdout = GuestOutput::new(agent.id.clone(), "stdout");
@@ -270,6 +274,39 @@ impl GuestState {
             Some(update) => Ok(update),
             None => Err(self.end_with(AgentExit::Deadline { budget })),
         }
+    }
+
+    /// Why a guest call failed, from what the host recorded (an exit, a
+    /// refused memory growth) and the error itself (a stack overflow, a full
+    /// table, any other trap, with the guest's last stderr lines).
+    pub(crate) fn classify(&mut self, err: &wasmtime::Error) -> AgentExit {
+        if let Some(exit) = self.exit.take() {
+            return exit;
+        }
+        if let Some(requested) = self.limiter.memory_denied {
+            return AgentExit::MemoryLimit { requested, limit: self.limits.memory_bytes };
+        }
+        if let Some(Trap::StackOverflow) = err.downcast_ref::<Trap>() {
+            return AgentExit::StackOverflow;
+        }
+        if let Some(wasmtime::component::ResourceTableError::Full) =
+            err.chain().find_map(|e| e.downcast_ref::<wasmtime::component::ResourceTableError>())
+        {
+            let what = format!("more than {} live resources (pollables included)", self.limits.resources);
+            return AgentExit::ResourceLimit { what };
+        }
+        // The root cause says what happened ("unknown handle index 3", a trap
+        // code); the top error is wasmtime's wasm backtrace.
+        let mut message = match err.downcast_ref::<Trap>() {
+            Some(trap) => format!("{trap}"),
+            None => err.root_cause().to_string(),
+        };
+        let stderr = self.stderr.tail();
+        if !stderr.is_empty() {
+            message.push_str("; guest stderr: ");
+            message.push_str(&stderr);
+        }
+        AgentExit::Trap { message: truncate(message, 2048) }
     }
 
     /// Adds a resource to the table, within the per-agent cap on live resources.

@@ -6,25 +6,12 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use super::super::bindings::audio_source::{Error, Host, HostAudioSource, InputLayout as WitLayout, Options};
-use super::super::bindings::types::AudioFrame as WitAudioFrame;
-use super::super::state::GuestState;
-use super::media_stream::TrackRep;
 use super::types::audio_from_wit;
+use crate::bindings::audio_source::{Error, Host, HostAudioSource, InputLayout as WitLayout, Options};
+use crate::bindings::types::AudioFrame as WitAudioFrame;
+use crate::reps::{SourceRep, TrackRep};
+use crate::state::GuestState;
 use metered_audio::{AudioSource, AudioSourceOptions, InputLayout};
-
-/// A guest's audio source. Dropping the handle ends the source: what is
-/// buffered still plays, then its track ends.
-pub struct SourceRep {
-    pub(crate) source: AudioSource,
-    ended: bool,
-}
-
-impl Drop for SourceRep {
-    fn drop(&mut self) {
-        self.source.end();
-    }
-}
 
 impl Host for GuestState {}
 
@@ -69,7 +56,7 @@ impl HostAudioSource for GuestState {
         };
         match AudioSource::new(opts) {
             Ok(source) => {
-                let res = self.push(SourceRep { source, ended: false })?;
+                let res = self.push(SourceRep::new(source))?;
                 self.counts.audio_sources += 1;
                 Ok(Ok(res))
             }

@@ -1,65 +1,16 @@
-//! `metered:realtime/frame-iterator`: the guest's input, over the media
-//! module's [`MediaStreamTrack`]; `next` blocks the guest (an async host
-//! function) and `subscribe` gives a `wasi:io/poll` pollable.
-
-use std::sync::Arc;
+//! `metered:realtime/frame-iterator`: the guest's input ([`IteratorRep`], over
+//! the media module's `MediaStreamTrack`); `next` blocks the guest (an async
+//! host function) and `subscribe` gives a `wasi:io/poll` pollable.
 
 use wasmtime::component::Resource;
-use wasmtime_wasi_io::poll::{DynPollable, Pollable, subscribe};
+use wasmtime_wasi_io::poll::{DynPollable, subscribe};
 
-use super::super::bindings::frame_iterator::{Host, HostFrameIterator};
-use super::super::bindings::types::Frame as WitFrame;
-use super::super::exit::AgentExit;
-use super::super::state::GuestState;
-use super::media_stream::TrackRep;
 use super::types::frame_to_wit;
-use metered_media::{Frame, MediaStreamTrack};
-
-/// A guest's iterator: the track, and a frame received while polling.
-pub struct IteratorRep {
-    track: Arc<dyn MediaStreamTrack>,
-    ready: Option<Frame>,
-    ended: bool,
-}
-
-impl IteratorRep {
-    /// The id of the track it follows.
-    pub(crate) fn track_id(&self) -> &str {
-        self.track.id()
-    }
-
-    /// Polls for the next frame: `Ready(None)` once the track has ended.
-    pub(crate) fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Frame>> {
-        if let Some(frame) = self.ready.take() {
-            return std::task::Poll::Ready(Some(frame));
-        }
-        if self.ended {
-            return std::task::Poll::Ready(None);
-        }
-        match self.track.poll_recv(cx) {
-            std::task::Poll::Ready(Ok(frame)) => std::task::Poll::Ready(Some(frame)),
-            std::task::Poll::Ready(Err(_)) => {
-                self.ended = true;
-                std::task::Poll::Ready(None)
-            }
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for IteratorRep {
-    async fn ready(&mut self) {
-        if self.ready.is_some() || self.ended {
-            return;
-        }
-        // Cancel-safe: a track only hands out a frame when the poll completes.
-        match self.track.recv().await {
-            Ok(frame) => self.ready = Some(frame),
-            Err(_) => self.ended = true,
-        }
-    }
-}
+use crate::bindings::frame_iterator::{Host, HostFrameIterator};
+use crate::bindings::types::Frame as WitFrame;
+use crate::exit::AgentExit;
+use crate::reps::{IteratorRep, TrackRep};
+use crate::state::GuestState;
 
 impl Host for GuestState {}
 
@@ -71,7 +22,7 @@ impl HostFrameIterator for GuestState {
             return Err(self.end_with(AgentExit::ResourceLimit { what }));
         }
         let track = self.table.get(&track)?.track.clone();
-        let res = self.push(IteratorRep { track, ready: None, ended: false })?;
+        let res = self.push(IteratorRep::new(track))?;
         self.counts.frame_iterators += 1;
         self.live.iterators.push(res.rep());
         Ok(res)

@@ -1,8 +1,8 @@
 //! `metered:realtime/log`: guest records into `tracing`, tagged with the agent.
 
-use super::super::bindings::log::{Host, Level};
-use super::super::exit::truncate;
-use super::super::state::GuestState;
+use crate::bindings::log::{Host, Level};
+use crate::exit::truncate;
+use crate::state::GuestState;
 
 impl Host for GuestState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {

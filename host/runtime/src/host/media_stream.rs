@@ -1,28 +1,18 @@
-//! `metered:realtime/media-stream`: track and media-stream resources over the
-//! media module's [`MediaStreamTrack`] and [`MediaStream`].
-
-use std::sync::Arc;
+//! `metered:realtime/media-stream`: the track and media-stream resources
+//! ([`TrackRep`], [`StreamRep`]: the media module's `MediaStreamTrack` and
+//! [`MediaStream`]).
 
 use wasmtime::component::Resource;
 
-use super::super::bindings::media_stream::{Host, HostMediaStream, HostTrack, MediaKind};
-use super::super::state::GuestState;
 use super::types::kind_to_wit;
-use metered_media::{MediaStream, MediaStreamTrack};
+use crate::bindings::media_stream::{Host, HostMediaStream, HostTrack, MediaKind};
+use crate::exit::truncate;
+use crate::reps::{StreamRep, TrackRep};
+use crate::state::GuestState;
+use metered_media::MediaStream;
 
 /// Longest stream id a guest may choose.
 const STREAM_ID_BYTES: usize = 256;
-
-/// A guest's handle on a track. Several handles may share one track; dropping
-/// a handle doesn't stop it.
-pub struct TrackRep {
-    pub(crate) track: Arc<dyn MediaStreamTrack>,
-}
-
-/// A guest's media stream.
-pub struct StreamRep {
-    pub(crate) stream: MediaStream,
-}
 
 impl Host for GuestState {}
 
@@ -53,7 +43,7 @@ impl HostMediaStream for GuestState {
     fn new(&mut self, id: Option<String>) -> wasmtime::Result<Resource<StreamRep>> {
         self.enter()?;
         let stream = match id {
-            Some(id) => MediaStream::with_id(super::super::exit::truncate(id, STREAM_ID_BYTES)),
+            Some(id) => MediaStream::with_id(truncate(id, STREAM_ID_BYTES)),
             None => MediaStream::new(),
         };
         self.push(StreamRep { stream })

@@ -1,5 +1,6 @@
 //! The host side of each WIT interface, one file per interface, all implemented
-//! on [`super::state::GuestState`].
+//! on [`crate::state::GuestState`] over the resource reps of [`crate::reps`];
+//! and the linkers' contents (`add_wasi`, `add_logging`, `add_media`).
 
 pub(crate) mod audio_source;
 pub(crate) mod frame_iterator;

@@ -6,13 +6,13 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi_io::bindings::wasi::io::poll::{Host, HostPollable};
 use wasmtime_wasi_io::poll::DynPollable;
 
-use super::super::state::GuestState;
+use crate::state::{GuestState, tracked};
 
 impl Host for GuestState {
     async fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
         self.enter()?;
         let GuestState { table, meter, .. } = self;
-        let (ready, waited) = super::super::state::tracked(<ResourceTable as Host>::poll(table, pollables)).await;
+        let (ready, waited) = tracked(<ResourceTable as Host>::poll(table, pollables)).await;
         if waited {
             meter.waited();
         }
@@ -29,7 +29,7 @@ impl HostPollable for GuestState {
     async fn block(&mut self, this: Resource<DynPollable>) -> wasmtime::Result<()> {
         self.enter()?;
         let GuestState { table, meter, .. } = self;
-        let (done, waited) = super::super::state::tracked(<ResourceTable as HostPollable>::block(table, this)).await;
+        let (done, waited) = tracked(<ResourceTable as HostPollable>::block(table, this)).await;
         if waited {
             meter.waited();
         }

@@ -1,69 +1,25 @@
-//! `metered:realtime/room`: the guest's view of a channel, over a
-//! [`RoomSession`] from the agent's [`super::super::room::RoomHost`]. Inbound
-//! track metadata passes the agent's metadata policy before the guest sees it;
-//! outbound metadata passes it before the room does.
+//! `metered:realtime/room`: the guest's view of a channel ([`RoomRep`], over a
+//! [`RoomSession`](crate::room_host::RoomSession) from the agent's
+//! [`RoomHost`](crate::room_host::RoomHost)). Inbound track metadata passes the
+//! agent's metadata gate before the guest sees it; outbound metadata passes it
+//! before the room does.
 
 use std::sync::Arc;
 
 use wasmtime::component::Resource;
-use wasmtime_wasi_io::poll::{DynPollable, Pollable, subscribe};
+use wasmtime_wasi_io::poll::{DynPollable, subscribe};
 
-use super::super::bindings::room::{DataMessage, Error, Host, HostRoom, RemoteTrack, RoomEvent as WitEvent};
-use super::super::exit::truncate;
-use super::super::policy::Verdict;
-use super::super::room::{RoomError, RoomEvent, RoomSession};
-use super::super::state::{GuestState, tracked};
-use super::media_stream::{StreamRep, TrackRep};
 use super::types::kind_to_wit;
+use crate::bindings::room::{DataMessage, Error, Host, HostRoom, RemoteTrack, RoomEvent as WitEvent};
+use crate::exit::truncate;
+use crate::gate::Verdict;
+use crate::reps::{RoomRep, StreamRep, TrackRep};
+use crate::room_host::{RoomError, RoomEvent};
+use crate::state::{GuestState, tracked};
 use metered_media::{MediaStreamTrack, MetadataError, StreamMetadata};
 
 /// Longest channel name a guest may ask for.
 const CHANNEL_BYTES: usize = 256;
-
-/// A guest's membership of a channel.
-pub struct RoomRep {
-    session: Box<dyn RoomSession>,
-    ready: Option<RoomEvent>,
-    closed: bool,
-}
-
-impl RoomRep {
-    /// Polls for the next event: `Ready(None)` once the room has closed.
-    pub(crate) fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<RoomEvent>> {
-        if let Some(event) = self.ready.take() {
-            return std::task::Poll::Ready(Some(event));
-        }
-        if self.closed {
-            return std::task::Poll::Ready(None);
-        }
-        let polled = self.session.poll_event(cx);
-        if let std::task::Poll::Ready(None) = polled {
-            self.closed = true;
-        }
-        polled
-    }
-
-    async fn next(&mut self) -> Option<RoomEvent> {
-        if let Some(event) = self.ready.take() {
-            return Some(event);
-        }
-        if self.closed {
-            return None;
-        }
-        let event = std::future::poll_fn(|cx| self.session.poll_event(cx)).await;
-        self.closed = event.is_none();
-        event
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for RoomRep {
-    async fn ready(&mut self) {
-        if self.ready.is_none() && !self.closed {
-            self.ready = self.next().await;
-        }
-    }
-}
 
 fn room_error(e: RoomError) -> Error {
     match e {
@@ -156,7 +112,7 @@ impl HostRoom for GuestState {
         let joined = self.blocking(async move { host.join(&agent, &channel).await }).await;
         match joined {
             Ok(session) => {
-                let room = self.push(RoomRep { session, ready: None, closed: false })?;
+                let room = self.push(RoomRep::new(session))?;
                 self.live.rooms.push(room.rep());
                 Ok(Ok(room))
             }

@@ -1,7 +1,7 @@
 //! `metered:realtime/types`: conversions between WIT and media types.
 
-use super::super::bindings::types::{self as wit, Host};
-use super::super::state::GuestState;
+use crate::bindings::types::{self as wit, Host};
+use crate::state::GuestState;
 use metered_media::{self as media, AudioFrame, ChannelLayout, SampleFormat};
 
 impl Host for GuestState {}

@@ -31,7 +31,7 @@ use super::config::RuntimeConfig;
 use super::engine::Runtime;
 use super::exit::{AgentExit, RuntimeError};
 use super::policy::PolicyComponent;
-use super::room::{AgentInfo, BoxFuture, RoomError, RoomEvent, RoomHost, RoomSession};
+use super::room_host::{AgentInfo, BoxFuture, RoomError, RoomEvent, RoomHost, RoomSession};
 use metered_audio::{AudioSource, AudioSourceOptions, InputLayout, PacingTimer};
 use metered_media::{Frame, MediaKind, MediaStreamTrack, StreamMetadata, Timer, VirtualClock};
 
