@@ -3,6 +3,7 @@
 //! inbound signals, local track changes, connection events, timers — so no lock
 //! is needed around the connection. Signals go out, in order, through a
 //! separate sender task (an ack round-trip never blocks inbound handling).
+//! The room and [`RemotePeer`] reach it with [`Command`]s (`command.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,12 +11,16 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::PeerError;
-use super::data_channel::{DEFAULT_MAX_BUFFERED_AMOUNT, DEFAULT_MAX_QUEUED_SENDS, DataChannel, DataChannelOptions};
-use super::events::{ConnectionState, PeerEvent};
-use super::negotiation::{ANSWER_TIMEOUT, Candidate, Negotiator, OfferAction, Recovery, RemoteOffer, Unanswered};
+use super::command::Command;
+use super::data_channel::{DEFAULT_MAX_BUFFERED_AMOUNT, DEFAULT_MAX_QUEUED_SENDS, DataChannel};
+use super::error::PeerError;
+use super::events::PeerEvent;
+use super::lifecycle::ConnectionState;
+use super::negotiation::{
+    ANSWER_TIMEOUT, Candidate, MAX_REBUILD_ATTEMPTS, Negotiator, OfferAction, Recovery, RemoteOffer, Unanswered,
+};
 use super::remote::{RemotePeer, spawn_audio_track};
-use super::rtc::{Pc, PcEvent, PcState, RemoteRtp, RtcApi, RtpSender};
+use super::rtc::{LocalRtpTrack, Pc, PcEvent, PcState, RemoteRtp, RtcApi, RtpSender};
 use super::track_meta::TrackKeys;
 use metered_media::MediaStreamTrack;
 use metered_protocol::{MsidEntry, RtcSignal, SdpKind, msids_by_mid};
@@ -23,25 +28,6 @@ use metered_signalling::{IceServer, SignallingClient};
 
 /// How long a rebuilt connection may take to connect before the next rebuild.
 const CONNECT_PROBE: Duration = Duration::from_secs(15);
-
-/// What the room asks of a connection.
-pub(crate) enum Command {
-    /// An inbound `rtc-description` / `rtc-ice`.
-    Signal(RtcSignal),
-    /// Start sending a local track (keyed by the application's track id).
-    Attach(String, super::rtc::LocalRtpTrack),
-    /// Stop sending it.
-    Detach(String),
-    /// Queue a `__meteredTrackMeta` message on the ordered signal path (so it
-    /// reaches the remote ahead of the media it describes).
-    Meta(Value),
-    /// Open a data channel on the current connection generation.
-    DataChannel(String, DataChannelOptions, oneshot::Sender<Result<DataChannel, PeerError>>),
-    /// Rebuild from scratch (our signalling reconnected).
-    Rebuild,
-    /// Tear down; acknowledged when done.
-    Close(oneshot::Sender<()>),
-}
 
 /// A handle on the connection task.
 pub(crate) struct Connection {
@@ -56,7 +42,7 @@ impl Connection {
         client: SignallingClient,
         remote: RemotePeer,
         meta: Vec<Value>,
-        tracks: Vec<(String, super::rtc::LocalRtpTrack)>,
+        tracks: Vec<(String, LocalRtpTrack)>,
     ) -> Connection {
         let (tx, rx) = mpsc::unbounded_channel();
         remote.set_commands(tx.clone());
@@ -126,7 +112,7 @@ struct Driver {
     remote: RemotePeer,
     out: mpsc::Sender<Value>,
     ev_tx: mpsc::UnboundedSender<(u64, PcEvent)>,
-    tracks: Vec<(String, super::rtc::LocalRtpTrack, Option<RtpSender>)>,
+    tracks: Vec<(String, LocalRtpTrack, Option<RtpSender>)>,
     msids: Vec<MsidEntry>,
     inbound: Vec<Arc<dyn MediaStreamTrack>>,
     recovery_at: Option<Instant>,
@@ -391,10 +377,7 @@ impl Driver {
             Recovery::RebuildAt(t) => self.recovery_at = Some(t),
             Recovery::GiveUp => self.remote.emit(PeerEvent::NegotiationError {
                 peer: self.remote.clone(),
-                error: PeerError::Rtc(format!(
-                    "ICE recovery gave up after {} attempts",
-                    super::negotiation::MAX_REBUILD_ATTEMPTS
-                )),
+                error: PeerError::Rtc(format!("ICE recovery gave up after {MAX_REBUILD_ATTEMPTS} attempts")),
             }),
             Recovery::Done => {}
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, mpsc};
 
-use super::PeerError;
+use super::error::PeerError;
 use super::rtc::{BoundChannel, ChannelEvent, ChannelInit, RtcChannel};
 
 /// The SDKs' default cap on a channel's buffered bytes.

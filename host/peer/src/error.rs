@@ -16,7 +16,7 @@ pub enum PeerError {
         /// The call.
         op: &'static str,
         /// The peer's state.
-        state: super::PeerState,
+        state: super::lifecycle::PeerState,
     },
     /// `send` / `send_to` before `join`.
     #[error("not joined; call join() first")]

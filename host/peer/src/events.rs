@@ -5,40 +5,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{PeerError, RemotePeer};
+use super::data_channel::DataChannel;
+use super::error::PeerError;
+use super::lifecycle::{ConnectionState, PeerState};
+use super::remote::RemotePeer;
 use metered_media::{MediaStream, MediaStreamTrack, StreamMetadata};
-
-/// State of a [`super::MeteredPeer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerState {
-    /// Built, not joined.
-    Idle,
-    /// `join` under way.
-    Joining,
-    /// In the channel.
-    Joined,
-    /// The signalling connection dropped; peers are kept and reconciled on return.
-    Reconnecting,
-    /// `close` under way.
-    Leaving,
-    /// Closed for good.
-    Closed,
-}
-
-/// State of the connection to one remote peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Not negotiated yet.
-    Idle,
-    /// ICE/DTLS under way.
-    Connecting,
-    /// Media can flow.
-    Connected,
-    /// Lost; recovering (ICE rebuild or signalling reconnect).
-    Reconnecting,
-    /// Closed for good.
-    Closed,
-}
 
 /// Whether `Data` came from a channel broadcast or a direct message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,12 +94,12 @@ pub enum PeerEvent {
         stream: MediaStream,
     },
     /// The remote peer opened a WebRTC data channel to us (read it with
-    /// [`super::DataChannel::recv`]; it closes with the connection generation).
+    /// [`DataChannel::recv`]; it closes with the connection generation).
     DataChannelOpened {
         /// The peer.
         peer: RemotePeer,
         /// The channel.
-        channel: super::DataChannel,
+        channel: DataChannel,
     },
     /// Application data from a peer in the channel.
     Data {

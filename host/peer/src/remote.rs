@@ -11,12 +11,14 @@ use serde_json::{Map, Value};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use super::codec::OpusDepacketizer;
-use super::connection::Command;
+use super::command::Command;
 use super::data_channel::{DataChannel, DataChannelOptions};
-use super::events::{ConnectionState, PeerEvent};
+use super::error::PeerError;
+use super::events::PeerEvent;
+use super::lifecycle::ConnectionState;
 use super::rtc::RemoteRtp;
-use super::track_meta::InboundTrackMeta;
-use super::{PeerError, Sender};
+use super::send_gate::SendGate;
+use super::track_meta::{InboundTrackMeta, TrackKeys};
 use metered_media::{Frame, FrameQueue, MediaKind, MediaStream, MediaStreamTrack, StreamMetadata, TrackEnded};
 
 /// Decoded frames buffered per received track: when the consumer falls
@@ -112,7 +114,8 @@ pub(crate) struct RemoteInner {
     streams: Mutex<StreamBook>,
     closed: AtomicBool,
     events: broadcast::Sender<PeerEvent>,
-    sender: Sender,
+    /// The room's send gate (joined, not to self, size cap).
+    gate: SendGate,
     /// The connection driver (set once it is spawned).
     commands: Mutex<Option<mpsc::UnboundedSender<Command>>>,
 }
@@ -136,7 +139,7 @@ impl RemotePeer {
         polite: bool,
         metadata: Option<Map<String, Value>>,
         events: broadcast::Sender<PeerEvent>,
-        sender: Sender,
+        gate: SendGate,
     ) -> Self {
         Self {
             inner: Arc::new(RemoteInner {
@@ -148,7 +151,7 @@ impl RemotePeer {
                 streams: Mutex::new(StreamBook::default()),
                 closed: AtomicBool::new(false),
                 events,
-                sender,
+                gate,
                 commands: Mutex::new(None),
             }),
         }
@@ -179,7 +182,7 @@ impl RemotePeer {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PeerError::Closed);
         }
-        self.inner.sender.send_to(&self.inner.id, data).await
+        self.inner.gate.send_to(&self.inner.id, data).await
     }
 
     /// Opens a WebRTC data channel to this peer (negotiated automatically).
@@ -275,7 +278,7 @@ impl RemotePeer {
     }
 
     /// The metadata for a received track (see [`InboundTrackMeta::lookup`]).
-    pub(crate) fn lookup_metadata(&self, keys: super::track_meta::TrackKeys<'_>) -> Option<StreamMetadata> {
+    pub(crate) fn lookup_metadata(&self, keys: TrackKeys<'_>) -> Option<StreamMetadata> {
         self.inner.track_meta.lock().lookup(keys)
     }
 }

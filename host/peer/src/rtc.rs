@@ -36,7 +36,7 @@ use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSampl
 use webrtc::track::track_local::{TrackLocal, TrackLocalContext};
 use webrtc::track::track_remote::TrackRemote;
 
-use super::PeerError;
+use super::error::PeerError;
 use metered_protocol::{IceCandidateInit, SdpKind};
 use metered_signalling::IceServer;
 

@@ -1,14 +1,23 @@
-//! The room driver: turns [`ClientEvent`]s into peer-set changes, routes
+//! The room driver: one task per [`MeteredPeer`](super::MeteredPeer) that
+//! turns the signalling client's [`ClientEvent`]s into peer-set changes
+//! (presence, the roster reconcile after a reconnect and its deadline), routes
 //! `rtc-*` signals and `__meteredTrackMeta` to the right connection, and
-//! surfaces everything else as [`PeerEvent::Data`].
+//! surfaces everything else as [`PeerEvent::Data`]. It works on the shared
+//! [`Inner`] of `state.rs`.
+
+use std::sync::{Arc, Weak};
 
 use serde_json::{Map, Value};
+use tokio::sync::broadcast;
 
-use super::connection::{Command, Connection};
-use super::events::{ConnectionState, DataKind, PeerEvent, PeerState};
+use super::command::Command;
+use super::connection::Connection;
+use super::error::PeerError;
+use super::events::{DataKind, PeerEvent};
+use super::lifecycle::{ConnectionState, PeerState};
 use super::remote::RemotePeer;
+use super::state::{Inner, MAX_RECONCILE_RESUBSCRIBES, Reconcile};
 use super::track_meta::Rejected;
-use super::{Inner, MAX_RECONCILE_RESUBSCRIBES, PeerError, Reconcile};
 use metered_protocol::PresencePeer;
 use metered_protocol::{RtcSignal, TrackMeta, is_polite};
 use metered_signalling::{ClientEvent, ClientState};
@@ -34,8 +43,39 @@ fn signal_shaped(data: &Value) -> bool {
     }
 }
 
+/// Starts the room's driver task. Events (and the reconcile deadline) are
+/// handled in order by that one task; it holds the room weakly and ends with
+/// it (or with the client's event stream).
+pub(crate) fn spawn(inner: &Arc<Inner>) {
+    let rx = inner.client.events();
+    tokio::spawn(run(Arc::downgrade(inner), rx));
+}
+
+async fn run(weak: Weak<Inner>, mut rx: broadcast::Receiver<ClientEvent>) {
+    while let Some(deadline) = weak.upgrade().map(|i| i.st.lock().reconcile.deadline) {
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                let Some(inner) = weak.upgrade() else { break };
+                inner.on_reconcile_deadline();
+                continue;
+            }
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(target: "metered_realtime::peer", "missed {n} signalling events");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        let Some(inner) = weak.upgrade() else { break };
+        inner.on_client_event(ev).await;
+    }
+}
+
 impl Inner {
-    pub(crate) async fn on_client_event(&self, ev: ClientEvent) {
+    async fn on_client_event(&self, ev: ClientEvent) {
         match ev {
             ClientEvent::Connected { peer_id, is_reconnect, max_message_size, ice_servers, .. } => {
                 let mut st = self.st.lock();
@@ -176,7 +216,7 @@ impl Inner {
     /// No roster arrived by the reconcile deadline: re-issue the subscribe
     /// (the server answers it with a snapshot), or give up once the budget
     /// is spent.
-    pub(crate) fn on_reconcile_deadline(&self) {
+    fn on_reconcile_deadline(&self) {
         let mut st = self.st.lock();
         st.reconcile.deadline = None;
         if !st.reconcile.pending || st.state != PeerState::Reconnecting {
