@@ -12,18 +12,18 @@
 //!   started, i.e. later than ~10 ms), with RSS per agent and process CPU;
 //! - `rss_per_idle_instance_kib`.
 //!
-//! `cargo bench -p metered-realtime --features runtime --bench runtime`
+//! `cargo bench -p metered-runtime --bench runtime`
 //! (`BENCH_QUICK=1` for a short run, `BENCH_LANGS=rust,python` for some
 //! languages). Guests are built from `guests/` by `guests/build`.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use metered_audio::{AudioSource, AudioSourceOptions, InputLayout, PacingTimer};
+use metered_guest_build::GuestLang;
 use metered_media::{AudioFrame, ChannelLayout, Frame, MediaKind, MediaStreamTrack, StreamMetadata, TrackEnded};
 use metered_runtime::{
     AgentExit, AgentInfo, AgentSpec, BoxFuture, RoomError, RoomEvent, RoomHost, RoomSession, Runtime, RuntimeConfig,
@@ -31,26 +31,16 @@ use metered_runtime::{
 use parking_lot::Mutex;
 use serde_json::json;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Builds the echo agent of `lang` with `guests/build` and returns its bytes.
+/// The echo agent of `lang` (`rust`, `python`, `js`), built from `guests/`
+/// by the shared guest builder.
 fn echo_component(lang: &str) -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
-    let out = target.join("guests");
-    let status = std::process::Command::new(repo().join("guests/build"))
-        .arg(lang)
-        .env("GUEST_OUT", &out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("guests/build");
-    assert!(status.success(), "guests/build {lang} failed (run scripts/setup)");
-    let path = match lang {
-        "rust" => out.join("wasm32-wasip2/release/echo_agent.wasm"),
-        other => out.join(other).join("echo_agent.wasm"),
+    let lang = match lang {
+        "rust" => GuestLang::Rust,
+        "python" => GuestLang::Python,
+        "js" => GuestLang::Js,
+        other => panic!("no guest language {other}"),
     };
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    metered_guest_build::guest_bytes(lang, "echo_agent")
 }
 
 fn rss_bytes() -> u64 {

@@ -62,7 +62,7 @@ impl PolicyComponent {
 }
 
 /// One instance of a policy. After a failure it refuses everything; make a new
-/// one (a [`PolicyGate`] does this itself).
+/// one (the gate an agent checks metadata through does this itself).
 pub struct PolicyInstance {
     store: Store<GuestState>,
     guest: Guest,
