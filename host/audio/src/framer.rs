@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::Instant;
 
-use metered_media::{AudioFrame, ChannelLayout, SampleFormat};
+use metered_media::{Anchor, AudioFrame, ChannelLayout, SampleFormat};
 
 use super::pacer::{Pace, Pacer};
 use super::resample::{OUTPUT_FRAME_BYTES, OUTPUT_RATE, ResampleError, StereoResampler};
@@ -56,6 +56,8 @@ pub(crate) struct Framer {
     frame_resampler: Option<(u32, usize, StereoResampler)>,
     last_input: LastInput,
     pacer: Pacer,
+    /// A schedule start shared with other tracks (A/V sync).
+    anchor: Option<Anchor>,
     pts: u64,
     /// Output sample frames ever queued, and ever emitted or cleared: their
     /// difference is what `wait_for_playout` waits for.
@@ -81,6 +83,7 @@ impl Framer {
             frame_resampler: None,
             last_input: LastInput::Raw,
             pacer: Pacer::audio(),
+            anchor: None,
             pts: 0,
             queued: 0,
             retired: 0,
@@ -98,6 +101,15 @@ impl Framer {
         let mut r = Resamplers { raw: &mut self.resampler, frames: self.frame_resampler.as_mut().map(|(_, _, r)| r) };
         feed(&mut r, &mut self.buffer);
         self.queued += ((self.buffer.len() - before) / OUTPUT_FRAME_BYTES) as u64;
+    }
+
+    /// Shares the schedule start with other tracks: frame 0 is due at the
+    /// anchor (set by whichever track emits first). No effect once framing
+    /// has started.
+    pub(crate) fn share_anchor(&mut self, anchor: Anchor) {
+        if !self.pacer.is_anchored() {
+            self.anchor = Some(anchor);
+        }
     }
 
     /// Whether input is refused from now on (ended or stopped).
@@ -259,6 +271,11 @@ impl Framer {
             self.stopped = true;
             return Poll::Ended;
         }
+        if !self.pacer.is_anchored()
+            && let Some(anchor) = &self.anchor
+        {
+            self.pacer.anchor_at(anchor.get_or_set(now));
+        }
         if let Pace::WaitUntil(deadline) = self.pacer.poll(now) {
             return Poll::WaitUntil(deadline);
         }
@@ -351,6 +368,19 @@ mod tests {
         assert!(f.played_out(mark));
         let s = out.to_s16_interleaved();
         assert_eq!((s[2], s[3], s[1918], s[1919]), (1, 1, 959, 959), "mono duplicated, bit-exact at 48 kHz");
+    }
+
+    #[test]
+    fn a_shared_anchor_sets_frame_zero() {
+        let anchor = Anchor::new();
+        let t0 = Instant::now();
+        assert_eq!(anchor.get_or_set(t0), t0, "another track went first");
+        let mut f = Framer::new(48_000, 2, 1 << 20).unwrap();
+        f.share_anchor(anchor);
+        let mut out = AudioFrame::empty();
+        // Polled 10 ms after the anchor: frame 0 was due then, frame 1 at 20 ms.
+        assert!(matches!(f.poll_frame(t0 + 10 * MS, &mut out), Poll::Frame { .. }));
+        assert_eq!(f.poll_frame(t0 + 10 * MS, &mut out), Poll::WaitUntil(t0 + 20 * MS));
     }
 
     #[test]

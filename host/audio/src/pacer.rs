@@ -48,7 +48,19 @@ impl Pacer {
         anchor + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
-    /// Advances the schedule for `now`. The first call anchors the schedule.
+    /// Anchors the schedule at `at` (frame 0 is due then) unless it already
+    /// has an anchor.
+    pub fn anchor_at(&mut self, at: Instant) {
+        self.anchor.get_or_insert(at);
+    }
+
+    /// Whether the schedule has an anchor yet.
+    pub fn is_anchored(&self) -> bool {
+        self.anchor.is_some()
+    }
+
+    /// Advances the schedule for `now`. The first call anchors the schedule
+    /// (unless [`Pacer::anchor_at`] did).
     pub fn poll(&mut self, now: Instant) -> Pace {
         let anchor = *self.anchor.get_or_insert(now);
         let mut scheduled = self.due(anchor, self.next);

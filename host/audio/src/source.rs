@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use metered_media::{
-    AudioFrame, Frame, MediaKind, MediaStreamTrack, PreciseTimer, Sleep, Timer, TrackEnded, VirtualClock,
+    Anchor, AudioFrame, Frame, MediaKind, MediaStreamTrack, PreciseTimer, Sleep, Timer, TrackEnded, VirtualClock,
 };
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -243,6 +243,13 @@ impl AudioSource {
     /// sender, `iter_frames`); it shares the source.
     pub fn track(&self) -> Arc<dyn MediaStreamTrack> {
         Arc::new(self.clone())
+    }
+
+    /// Puts this source on a schedule shared with other tracks (a player's
+    /// video): its first frame is due at the [`Anchor`], whichever track sets
+    /// it. Call before the first frame is read; later it has no effect.
+    pub fn share_anchor(&self, anchor: Anchor) {
+        self.inner.driver.lock().framer.share_anchor(anchor);
     }
 
     /// Seconds of audio currently buffered (48 kHz output).

@@ -139,17 +139,185 @@ impl AudioFrame {
     }
 }
 
-/// A video frame (I420 planes), carried through tracks; codecs live elsewhere.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// The 90 kHz clock video timestamps count in (RTP's video clock).
+pub const VIDEO_CLOCK_RATE: u32 = 90_000;
+
+/// A video frame: planar I420 (8-bit Y at full size, U and V at half width
+/// and half height, rounded up), each plane with its own stride, in one
+/// buffer. Carried through tracks; codecs live elsewhere.
+///
+/// The layout is what encoders take without a copy: plane `i` starts at
+/// [`VideoFrame::plane_offset`] and has [`VideoFrame::plane_rows`] rows of
+/// `strides[i]` bytes (the first `plane_width(i)` of each row are pixels).
+/// A consumer that reads into the same frame again reuses the buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VideoFrame {
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Presentation timestamp in 90 kHz units.
+    /// Bytes per row of the Y, U and V planes (at least the plane's width).
+    pub strides: [usize; 3],
+    /// Presentation timestamp in 90 kHz units ([`VIDEO_CLOCK_RATE`]) on the
+    /// media clock of the track.
     pub pts: u64,
-    /// Y, U and V planes, concatenated.
+    /// The Y plane, then U, then V.
     pub data: Vec<u8>,
+}
+
+/// Why a video frame's geometry is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VideoFrameError {
+    /// Width or height is zero, odd-sized beyond the limit, or too large.
+    #[error("video frame of {width}x{height} is outside 1x1..={max}x{max}")]
+    Dimensions {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// The largest side accepted.
+        max: u32,
+    },
+    /// A stride is shorter than its plane's width.
+    #[error("stride {stride} of plane {plane} is shorter than its width {width}")]
+    Stride {
+        /// The plane (0 = Y, 1 = U, 2 = V).
+        plane: usize,
+        /// The stride.
+        stride: usize,
+        /// The plane's width.
+        width: usize,
+    },
+    /// The buffer is shorter than the planes it must hold.
+    #[error("video frame data is {len} bytes, the planes need {need}")]
+    Data {
+        /// Bytes present.
+        len: usize,
+        /// Bytes needed.
+        need: usize,
+    },
+}
+
+impl VideoFrame {
+    /// The largest width or height accepted (8K).
+    pub const MAX_SIDE: u32 = 8192;
+
+    /// A black, tightly packed I420 frame.
+    pub fn black(width: u32, height: u32) -> Self {
+        let mut f = VideoFrame::default();
+        f.reshape(width, height);
+        let y = f.plane_offset(1);
+        f.data[..y].fill(16);
+        f.data[y..].fill(128);
+        f
+    }
+
+    /// Makes this frame a tightly packed `width`×`height` I420 frame,
+    /// reusing its buffer (contents unspecified: the caller fills every
+    /// plane). Sizes beyond [`VideoFrame::MAX_SIDE`] are clamped to it.
+    pub fn reshape(&mut self, width: u32, height: u32) {
+        let (width, height) = (width.min(Self::MAX_SIDE), height.min(Self::MAX_SIDE));
+        let cw = width.div_ceil(2) as usize;
+        self.width = width;
+        self.height = height;
+        self.strides = [width as usize, cw, cw];
+        let need = self.needed_len();
+        if self.data.len() != need {
+            self.data.resize(need, 0);
+        }
+    }
+
+    /// Pixels per row of plane `i` (0 = Y, 1 = U, 2 = V).
+    pub fn plane_width(&self, i: usize) -> usize {
+        if i == 0 { self.width as usize } else { self.width.div_ceil(2) as usize }
+    }
+
+    /// Rows of plane `i`.
+    pub fn plane_rows(&self, i: usize) -> usize {
+        if i == 0 { self.height as usize } else { self.height.div_ceil(2) as usize }
+    }
+
+    /// Where plane `i` starts in [`VideoFrame::data`].
+    pub fn plane_offset(&self, i: usize) -> usize {
+        (0..i.min(3)).map(|p| self.strides[p] * self.plane_rows(p)).sum()
+    }
+
+    fn needed_len(&self) -> usize {
+        self.plane_offset(3)
+    }
+
+    /// Checks the geometry against the buffer: what a consumer must do
+    /// before trusting a frame from elsewhere (a guest, a decoder).
+    pub fn validate(&self) -> Result<(), VideoFrameError> {
+        let (w, h, max) = (self.width, self.height, Self::MAX_SIDE);
+        if w == 0 || h == 0 || w > max || h > max {
+            return Err(VideoFrameError::Dimensions { width: w, height: h, max });
+        }
+        for plane in 0..3 {
+            let width = self.plane_width(plane);
+            if self.strides[plane] < width {
+                return Err(VideoFrameError::Stride { plane, stride: self.strides[plane], width });
+            }
+        }
+        let need = self.needed_len();
+        if self.data.len() < need {
+            return Err(VideoFrameError::Data { len: self.data.len(), need });
+        }
+        Ok(())
+    }
+
+    /// Plane `i`, all its rows with their padding (empty if the frame is
+    /// malformed).
+    pub fn plane(&self, i: usize) -> &[u8] {
+        let start = self.plane_offset(i);
+        let end = start + self.strides.get(i).copied().unwrap_or(0) * self.plane_rows(i);
+        self.data.get(start..end).unwrap_or(&[])
+    }
+
+    /// Plane `i`, mutable (empty if the frame is malformed).
+    pub fn plane_mut(&mut self, i: usize) -> &mut [u8] {
+        let start = self.plane_offset(i);
+        let end = start + self.strides.get(i).copied().unwrap_or(0) * self.plane_rows(i);
+        self.data.get_mut(start..end).unwrap_or(&mut [])
+    }
+
+    /// The Y, U and V values at pixel (`x`, `y`), if inside the frame.
+    pub fn yuv_at(&self, x: u32, y: u32) -> Option<(u8, u8, u8)> {
+        if x >= self.width || y >= self.height || self.validate().is_err() {
+            return None;
+        }
+        let (x, y) = (x as usize, y as usize);
+        let luma = self.plane(0)[y * self.strides[0] + x];
+        let u = self.plane(1)[(y / 2) * self.strides[1] + x / 2];
+        let v = self.plane(2)[(y / 2) * self.strides[2] + x / 2];
+        Some((luma, u, v))
+    }
+
+    /// [`VideoFrame::packed_i420`], taking the buffer (no copy when tight).
+    pub fn into_packed_i420(self) -> Vec<u8> {
+        if self.is_tight() { self.data } else { self.packed_i420().into_owned() }
+    }
+
+    fn is_tight(&self) -> bool {
+        (0..3).all(|i| self.strides[i] == self.plane_width(i)) && self.data.len() == self.needed_len()
+    }
+
+    /// The planes without row padding, Y then U then V (a copy only when a
+    /// stride is wider than its plane).
+    pub fn packed_i420(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.is_tight() {
+            return std::borrow::Cow::Borrowed(&self.data);
+        }
+        let mut out = Vec::with_capacity((0..3).map(|i| self.plane_width(i) * self.plane_rows(i)).sum());
+        for i in 0..3 {
+            let (w, stride) = (self.plane_width(i), self.strides[i]);
+            for row in self.plane(i).chunks(stride.max(1)).take(self.plane_rows(i)) {
+                out.extend_from_slice(&row[..w.min(row.len())]);
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
 }
 
 #[cfg(test)]
@@ -170,5 +338,33 @@ mod tests {
         assert_eq!(odd.samples_per_channel(), None);
         assert_eq!(odd.sample_f32(0, 0), None);
         assert_eq!(ChannelLayout::from_channels(6).channels(), 6);
+    }
+
+    #[test]
+    fn i420_planes_strides_and_validation() {
+        let f = VideoFrame::black(5, 3);
+        assert_eq!(f.strides, [5, 3, 3]);
+        assert_eq!((f.plane_rows(0), f.plane_rows(1)), (3, 2));
+        assert_eq!(f.data.len(), 5 * 3 + 3 * 2 * 2);
+        assert_eq!(f.yuv_at(4, 2), Some((16, 128, 128)), "black");
+        assert_eq!(f.yuv_at(5, 0), None);
+        f.validate().unwrap();
+        // A padded layout (as a decoder hands it out) packs to the same pixels.
+        let mut padded =
+            VideoFrame { width: 5, height: 3, strides: [8, 4, 4], pts: 0, data: vec![0; 8 * 3 + 4 * 2 * 2] };
+        padded.plane_mut(0)[8 + 4] = 200; // Y at (4, 1)
+        padded.plane_mut(1)[4 + 2] = 60; // U at (4, 2)
+        assert_eq!(padded.yuv_at(4, 1), Some((200, 0, 0)));
+        assert_eq!(padded.yuv_at(4, 2).map(|p| p.1), Some(60));
+        let packed = padded.packed_i420();
+        assert_eq!(packed.len(), 5 * 3 + 3 * 2 * 2);
+        assert_eq!(packed[5 + 4], 200);
+        assert!(matches!(f.packed_i420(), std::borrow::Cow::Borrowed(_)), "tight frames are not copied");
+        let short = VideoFrame { data: vec![0; 10], ..f.clone() };
+        assert_eq!(short.validate(), Err(VideoFrameError::Data { len: 10, need: 27 }));
+        let thin = VideoFrame { strides: [4, 3, 3], ..f.clone() };
+        assert!(matches!(thin.validate(), Err(VideoFrameError::Stride { plane: 0, .. })));
+        assert!(matches!(VideoFrame::default().validate(), Err(VideoFrameError::Dimensions { .. })));
+        assert!(short.plane(2).is_empty(), "a malformed frame has no planes, never a panic");
     }
 }

@@ -20,7 +20,8 @@ pub(crate) fn frame_to_wit(frame: media::Frame) -> wit::Frame {
             wit::Frame::Audio(wit::AudioFrame { sample_rate: a.sample_rate, channels, pts: a.pts, samples })
         }
         media::Frame::Video(v) => {
-            wit::Frame::Video(wit::VideoFrame { width: v.width, height: v.height, pts: v.pts, data: v.data })
+            let (width, height, pts) = (v.width, v.height, v.pts);
+            wit::Frame::Video(wit::VideoFrame { width, height, pts, data: v.into_packed_i420() })
         }
     }
 }
