@@ -99,10 +99,10 @@ impl fmt::Display for DeviceProblem {
 #[non_exhaustive]
 pub enum SourceError {
     /// The source policy refused the string (before any I/O).
-    #[error("source {source:?} refused: {rule}")]
+    #[error("source {location:?} refused: {rule}")]
     Refused {
         /// The string, as shown (truncated, escaped).
-        source: String,
+        location: String,
         /// The rule it broke.
         rule: Rule,
     },
@@ -119,34 +119,34 @@ pub enum SourceError {
         expected: &'static str,
     },
     /// No such file, or the host name does not resolve.
-    #[error("source {source:?} not found")]
+    #[error("source {location:?} not found")]
     NotFound {
         /// The string, as shown.
-        source: String,
+        location: String,
     },
     /// The open or a read did not finish within its bound.
-    #[error("source {source:?} timed out after {after:?}")]
+    #[error("source {location:?} timed out after {after:?}")]
     Timeout {
         /// The string, as shown.
-        source: String,
+        location: String,
         /// The bound.
         after: Duration,
     },
     /// FFmpeg (or the device backend) could not open or read it: not media,
     /// truncated, corrupt, refused connection.
-    #[error("cannot open {source:?}: {reason}")]
+    #[error("cannot open {location:?}: {reason}")]
     Open {
         /// The string, as shown.
-        source: String,
+        location: String,
         /// Why, in FFmpeg's words.
         reason: String,
     },
     /// The media is there but unusable: no audio or video stream, an
     /// undecodable codec, absurd dimensions or channel counts.
-    #[error("unsupported media in {source:?}: {reason}")]
+    #[error("unsupported media in {location:?}: {reason}")]
     Unsupported {
         /// The string, as shown.
-        source: String,
+        location: String,
         /// What is wrong.
         reason: String,
     },
@@ -161,17 +161,17 @@ pub enum SourceError {
         reason: String,
     },
     /// No source kind is registered for this string's scheme.
-    #[error("no source kind handles {source:?}")]
+    #[error("no source kind handles {location:?}")]
     UnknownKind {
         /// The string, as shown.
-        source: String,
+        location: String,
     },
     /// The operation needs a seekable source (a looping or seeking live
     /// stream, a non-seekable reader).
-    #[error("{source:?} is not seekable")]
+    #[error("{location:?} is not seekable")]
     NotSeekable {
         /// The string, as shown.
-        source: String,
+        location: String,
     },
     /// The player was stopped.
     #[error("the player was stopped")]
@@ -181,6 +181,6 @@ pub enum SourceError {
 impl SourceError {
     /// A refusal of `source` by `rule`.
     pub fn refused(source: &str, rule: Rule) -> Self {
-        SourceError::Refused { source: shown(source), rule }
+        SourceError::Refused { location: shown(source), rule }
     }
 }
