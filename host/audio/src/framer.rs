@@ -239,6 +239,11 @@ impl Framer {
         self.retired >= mark || self.stopped
     }
 
+    /// Samples per channel emitted so far (the next frame's pts).
+    pub(crate) fn played_samples(&self) -> u64 {
+        self.pts
+    }
+
     /// Seconds of audio queued (48 kHz output).
     pub(crate) fn buffered_seconds(&self) -> f64 {
         (self.buffer.len() / OUTPUT_FRAME_BYTES) as f64 / f64::from(OUTPUT_RATE)

@@ -346,6 +346,35 @@ impl AudioSource {
         Ok(())
     }
 
+    /// Queues a frame like [`AudioSource::push_frame`] if the queue is under
+    /// its cap right now, without waiting; returns whether it was queued
+    /// (`false`: full, another push is running, or the source ended — the
+    /// frame is dropped). For producers that must not block on a consumer
+    /// that may never read: a live capture, a player whose other track is
+    /// the one being played.
+    pub fn try_push_frame(&self, frame: &AudioFrame) -> Result<bool, AudioSourceError> {
+        let n =
+            frame.samples_per_channel().ok_or(AudioSourceError::InvalidFrame("byte length is not whole samples"))?;
+        let channels = frame.layout.channels();
+        if channels == 0 {
+            return Err(AudioSourceError::InvalidFrame("no channels"));
+        }
+        let Ok(_order) = self.inner.push_lock.try_lock() else { return Ok(false) };
+        let mut d = self.inner.driver.lock();
+        if d.framer.closed() || !d.framer.has_room() {
+            return Ok(false);
+        }
+        d.framer.frame_format(frame.sample_rate, channels.min(2))?;
+        d.framer.push_frame(frame, 0..n);
+        Ok(true)
+    }
+
+    /// Samples (per channel, 48 kHz) emitted so far, silence included: the
+    /// track's playout position.
+    pub fn played_samples(&self) -> u64 {
+        self.inner.driver.lock().framer.played_samples()
+    }
+
     /// Ends the stream (idempotent): what is buffered — including the
     /// resampler's tail — is emitted, then the track ends.
     pub fn end(&self) {

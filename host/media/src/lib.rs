@@ -18,4 +18,4 @@ pub use metadata::{MetadataError, StreamMetadata};
 pub use queue::FrameQueue;
 pub use stream::MediaStream;
 pub use track::{Frame, MediaKind, MediaStreamTrack, TrackEnded, iter_frames};
-pub use video::{Anchor, Overflow, VideoSource, VideoSourceOptions};
+pub use video::{Anchor, Overflow, VideoSource, VideoSourceOptions, block_on};

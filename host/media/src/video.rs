@@ -107,6 +107,8 @@ struct State {
     sleep: Option<Pin<Box<dyn Sleep>>>,
     consumer: Option<Waker>,
     producers: Vec<Waker>,
+    /// What a push into a full queue does.
+    overflow: Overflow,
     /// Re-emit the last frame at this interval while nothing new is queued.
     hold: Option<Duration>,
     /// The last frame emitted and when it was due (for holding).
@@ -122,7 +124,6 @@ struct State {
 struct Inner {
     id: String,
     capacity: usize,
-    overflow: Overflow,
     timer: Arc<dyn Timer>,
     anchor: Anchor,
     origin_pts: Option<u64>,
@@ -158,7 +159,6 @@ impl VideoSource {
             inner: Arc::new(Inner {
                 id: bytes.iter().map(|b| format!("{b:02x}")).collect(),
                 capacity,
-                overflow: opts.overflow,
                 timer: opts.timer,
                 anchor: opts.anchor,
                 origin_pts: opts.origin_pts,
@@ -169,6 +169,7 @@ impl VideoSource {
                     sleep: None,
                     consumer: None,
                     producers: Vec::new(),
+                    overflow: opts.overflow,
                     hold: None,
                     last: None,
                     ended: false,
@@ -221,7 +222,7 @@ impl VideoSource {
             return Poll::Ready(());
         }
         if st.queue.len() >= self.inner.capacity {
-            match self.inner.overflow {
+            match st.overflow {
                 Overflow::Wait => {
                     if !st.producers.iter().any(|w| w.will_wake(cx.waker())) {
                         st.producers.push(cx.waker().clone());
@@ -245,6 +246,23 @@ impl VideoSource {
             w.wake();
         }
         Poll::Ready(())
+    }
+
+    /// Changes what a push into a full queue does (a player waits while it
+    /// prerolls, then drops the oldest once playing, so a track nobody
+    /// reads cannot stall the others).
+    pub fn set_overflow(&self, overflow: Overflow) {
+        let producers: Vec<Waker> = {
+            let mut st = self.inner.state.lock();
+            st.overflow = overflow;
+            st.producers.drain(..).collect()
+        };
+        producers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether the schedule has started (a frame went out).
+    pub fn is_started(&self) -> bool {
+        self.inner.state.lock().schedule.is_some()
     }
 
     /// While no new frame is queued, re-emit the last one every `interval`
@@ -414,8 +432,11 @@ impl MediaStreamTrack for VideoSource {
     }
 }
 
-/// Runs a future to completion on this thread, parking it between polls.
-fn block_on<F: Future>(fut: F) -> F::Output {
+/// Runs a future to completion on this thread, parking it between polls: how
+/// a thread outside any async runtime (a decoder, a capture callback's
+/// feeder) waits on a track's backpressure. Never call it on an async
+/// runtime's thread.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
