@@ -25,7 +25,9 @@ fn example(name: &str) -> PathBuf {
     {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "metered-realtime-e2e", "--features", "webrtc", "--example", name])
+            // The features the test suite builds with, so this is a no-op
+            // after `cargo test --all-features` (another set rebuilds the stack).
+            .args(["build", "-p", "metered-realtime-e2e", "--all-features", "--example", name])
             .current_dir(e2e_support::repo_root())
             .status()
             .expect("cargo");
@@ -151,5 +153,78 @@ async fn pubsub_example_publishes_prints_what_it_receives_and_stops_on_ctrl_c() 
     })
     .await;
     watcher.close().await;
+    server.shutdown().await;
+}
+
+#[cfg(feature = "sources")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_player_example_plays_a_file_the_listener_hears() {
+    use metered_media_fixtures::{Container, MediaSpec, make_file};
+    let dir = std::env::temp_dir().join(format!("metered-example-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = make_file(&dir, Container::Mp3, &MediaSpec { seconds: 3.0, ..MediaSpec::default() }).unwrap();
+    let server = TestServer::start().await;
+    let child = tokio::process::Command::new(example("file_player"))
+        .args([&server.base_url(), server.key(), "example-file-player", file.to_str().unwrap(), "--loop", "4"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("file_player");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("file_player finishes within 60 s")
+        .expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "file_player failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("(File player)"), "{stdout}");
+    let tones: Vec<f64> =
+        stdout.lines().filter_map(|l| l.strip_prefix("listener: ")?.split_once(" Hz")?.0.trim().parse().ok()).collect();
+    assert!(tones.iter().filter(|f| (**f - 440.0).abs() < 5.0).count() >= 3, "440 Hz heard: {tones:?}");
+    // A pseudo-protocol is refused with the typed error, non-zero.
+    let out = tokio::process::Command::new(example("file_player"))
+        .args([&server.base_url(), server.key(), "x", "concat:/etc/passwd|/etc/hosts"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused"), "{}", String::from_utf8_lossy(&out.stderr));
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "sources")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rtsp_relay_example_relays_a_camera() {
+    use metered_media_fixtures::{MediaSpec, RtspServer};
+    let camera = RtspServer::start(&MediaSpec::default()).expect("the RTSP server starts");
+    let server = TestServer::start().await;
+    let listener = peer(&server.base_url(), server.key());
+    let mut events = listener.events();
+    listener.join("example-rtsp").await.unwrap();
+    let child = tokio::process::Command::new(example("rtsp_relay"))
+        .args([&server.base_url(), server.key(), "example-rtsp", &camera.url(), "udp", "6"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("rtsp_relay");
+    let track = wait_for(&mut events, "the relay's track", |ev| match ev {
+        PeerEvent::Track { track, .. } => Some(track.clone()),
+        _ => None,
+    })
+    .await;
+    let (freq, _) = measure(track, 10, 50).await;
+    assert!((freq - 440.0).abs() < 10.0, "the room hears the camera's {freq} Hz");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("rtsp_relay finishes")
+        .expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "rtsp_relay failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("video frames decoded") && !stdout.contains("; 0 video frames"), "{stdout}");
+    listener.close().await;
     server.shutdown().await;
 }

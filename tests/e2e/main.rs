@@ -25,3 +25,5 @@ mod peer_rust;
 mod agent_cli;
 mod agent_conformance;
 mod agent_serve;
+
+mod sources_python;

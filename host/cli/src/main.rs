@@ -1,8 +1,13 @@
-//! The `metered` binary: `metered serve`, `metered token`, `metered run`.
+//! The `metered` binary: `metered serve`, `metered token`, `metered run`,
+//! `metered stream`, `metered devices`.
 
+#[cfg(feature = "hosting")]
+mod room;
 #[cfg(feature = "runtime")]
 mod run;
 mod serve;
+#[cfg(feature = "sources")]
+mod stream;
 mod token;
 
 use std::process::ExitCode;
@@ -36,6 +41,12 @@ enum Command {
     /// Run an agent component: in a room (`--channel`) or offline on a WAV file.
     #[cfg(feature = "runtime")]
     Run(run::RunArgs),
+    /// Publish a file, RTSP stream or device into a room until interrupted.
+    #[cfg(all(feature = "sources", feature = "hosting"))]
+    Stream(stream::StreamArgs),
+    /// List the cameras, microphones, screen and FFmpeg input devices here.
+    #[cfg(feature = "sources")]
+    Devices(stream::DevicesArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +62,10 @@ fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         #[cfg(feature = "runtime")]
         Command::Run(args) => run::run(args),
+        #[cfg(all(feature = "sources", feature = "hosting"))]
+        Command::Stream(args) => stream::run(args),
+        #[cfg(feature = "sources")]
+        Command::Devices(args) => stream::devices(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -100,26 +100,9 @@ fn live(args: &RunArgs, channel: &str, config: String) -> anyhow::Result<()> {
     use std::sync::Arc;
 
     use metered_realtime::hosting::PeerRoomHost;
-    use metered_realtime::peer::{IcePolicy, PeerOptions};
     use metered_realtime::runtime::{AgentSpec, Runtime};
-    use metered_realtime::signalling::ClientOptions;
 
-    let client = match (&args.key, &args.token) {
-        (Some(key), _) => ClientOptions::with_api_key(key.clone()),
-        (None, Some(token)) => {
-            let token = token.clone();
-            ClientOptions::with_token_provider(move || {
-                let token = token.clone();
-                async move { Ok::<_, metered_realtime::signalling::BoxError>(token) }
-            })
-        }
-        (None, None) => bail!("--key or --token is required"),
-    }
-    .url(args.url.clone());
-    let mut peer = PeerOptions::new(client);
-    if is_loopback(&args.url) {
-        peer = peer.ice(IcePolicy::LoopbackOnly);
-    }
+    let peer = crate::room::peer_options(&args.url, args.key.as_deref(), args.token.as_deref())?;
     let rt_config = args.runtime_config();
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     tokio.block_on(async move {
@@ -143,13 +126,4 @@ fn live(args: &RunArgs, channel: &str, config: String) -> anyhow::Result<()> {
 #[cfg(not(feature = "hosting"))]
 fn live(_: &RunArgs, _: &str, _: String) -> anyhow::Result<()> {
     bail!("this build has no WebRTC peer (feature `webrtc`): only offline mode (--input/--output) works")
-}
-
-/// Whether the URL's host is this machine (ICE then uses 127.0.0.1 only).
-#[cfg(feature = "hosting")]
-fn is_loopback(url: &str) -> bool {
-    let host = url.split("://").nth(1).unwrap_or(url);
-    let host = host.split(['/', '?']).next().unwrap_or(host);
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }

@@ -59,6 +59,12 @@ pub struct AudioFrame {
     pub data: Vec<u8>,
 }
 
+impl Default for AudioFrame {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
 impl AudioFrame {
     /// An empty 48 kHz stereo s16 frame: a buffer to receive into.
     pub fn empty() -> Self {

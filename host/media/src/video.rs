@@ -213,7 +213,37 @@ impl VideoSource {
         Ok(())
     }
 
+    /// Queues a frame without waiting: `Ok(None)` when queued (or, with
+    /// [`Overflow::DropOldest`], queued after dropping the oldest; or
+    /// discarded because the source ended), `Ok(Some(frame))` handing it back
+    /// when the queue is full and the rule is [`Overflow::Wait`].
+    pub fn try_push(&self, frame: VideoFrame) -> Result<Option<VideoFrame>, VideoFrameError> {
+        frame.validate()?;
+        let mut frame = Some(frame);
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_push_inner(&mut cx, &mut frame, false) {
+            Poll::Ready(()) => Ok(None),
+            Poll::Pending => Ok(frame),
+        }
+    }
+
+    /// Drops every queued frame (a seek): the next pushed frame is the next
+    /// one out.
+    pub fn clear(&self) {
+        let producers: Vec<Waker> = {
+            let mut st = self.inner.state.lock();
+            let State { queue, spare, .. } = &mut *st;
+            spare.extend(queue.drain(..));
+            st.producers.drain(..).collect()
+        };
+        producers.into_iter().for_each(Waker::wake);
+    }
+
     fn poll_push(&self, cx: &mut Context<'_>, frame: &mut Option<VideoFrame>) -> Poll<()> {
+        self.poll_push_inner(cx, frame, true)
+    }
+
+    fn poll_push_inner(&self, cx: &mut Context<'_>, frame: &mut Option<VideoFrame>, register: bool) -> Poll<()> {
         let mut st = self.inner.state.lock();
         if st.ended || st.stopped {
             if let Some(f) = frame.take() {
@@ -224,7 +254,7 @@ impl VideoSource {
         if st.queue.len() >= self.inner.capacity {
             match st.overflow {
                 Overflow::Wait => {
-                    if !st.producers.iter().any(|w| w.will_wake(cx.waker())) {
+                    if register && !st.producers.iter().any(|w| w.will_wake(cx.waker())) {
                         st.producers.push(cx.waker().clone());
                     }
                     return Poll::Pending;

@@ -23,6 +23,10 @@
     doc = "- [`peer`] — `MeteredPeer`: WebRTC rooms (Opus) on the `SignallingClient`, interoperable with the official SDKs."
 )]
 #![cfg_attr(
+    feature = "sources",
+    doc = "- [`sources`] — files, RTSP, cameras, microphones and screens as tracks, behind a `SourcePolicy`."
+)]
+#![cfg_attr(
     feature = "runtime",
     doc = "- [`runtime`] — the wasmtime host of `metered:realtime` guest components, per-agent limits, offline harness."
 )]
@@ -40,10 +44,11 @@
 //! | `webrtc` | no | `peer::MeteredPeer` (webrtc-rs 0.17, Opus via libopus) |
 //! | `runtime` | no | `runtime`: the wasmtime agent runtime for `metered:realtime` guests (`wit/`), offline harness |
 //! | `hosting` | no | `hosting`: agents in real rooms (`runtime` + `webrtc`) |
+//! | `sources` | no | `sources`: `from_file`, `from_rtsp`, `from_camera`, `from_microphone`, `screen_share` (FFmpeg, cpal) behind a `SourcePolicy` |
 //!
 //! Each part is its own crate (`metered-protocol`, `metered-server`,
 //! `metered-signalling`, `metered-media`, `metered-audio`, `metered-peer`,
-//! `metered-runtime`, `metered-hosting`); this crate re-exports them under
+//! `metered-runtime`, `metered-hosting`, `metered-sources`); this crate re-exports them under
 //! the module names above. `cargo build --no-default-features` is the
 //! messaging-only build: it pulls in neither FFmpeg, WebRTC, wasmtime, clap
 //! nor tracing-subscriber.
@@ -87,3 +92,6 @@ pub use metered_peer as peer;
 #[cfg(feature = "runtime")]
 #[doc(inline)]
 pub use metered_runtime as runtime;
+#[cfg(feature = "sources")]
+#[doc(inline)]
+pub use metered_sources as sources;

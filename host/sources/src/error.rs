@@ -50,6 +50,10 @@ pub enum Rule {
     DevicesNotAllowed,
     /// A URL with credentials, a fragment or another part sources never take.
     UrlPart(&'static str),
+    /// FFmpeg refused a container or protocol not on this source's
+    /// whitelist: the media tried to reach further (a playlist pointing at
+    /// `file:` or another host, an image sequence, a concat script).
+    NotWhitelisted,
 }
 
 impl fmt::Display for Rule {
@@ -67,6 +71,9 @@ impl fmt::Display for Rule {
             }
             Rule::DevicesNotAllowed => f.write_str("local devices are not allowed by this policy"),
             Rule::UrlPart(part) => write!(f, "source URLs may not carry {part}"),
+            Rule::NotWhitelisted => f.write_str(
+                "the media uses a container or protocol this source may not (a playlist, a reference to another file or host)",
+            ),
         }
     }
 }
