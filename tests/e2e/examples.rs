@@ -165,7 +165,7 @@ async fn file_player_example_plays_a_file_the_listener_hears() {
     let file = make_file(&dir, Container::Mp3, &MediaSpec { seconds: 3.0, ..MediaSpec::default() }).unwrap();
     let server = TestServer::start().await;
     let child = tokio::process::Command::new(example("file_player"))
-        .args([&server.base_url(), server.key(), "example-file-player", file.to_str().unwrap(), "--loop", "4"])
+        .args([&server.base_url(), server.key(), "example-file-player", file.to_str().unwrap(), "--loop", "6"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -181,7 +181,10 @@ async fn file_player_example_plays_a_file_the_listener_hears() {
     assert!(stdout.contains("(File player)"), "{stdout}");
     let tones: Vec<f64> =
         stdout.lines().filter_map(|l| l.strip_prefix("listener: ")?.split_once(" Hz")?.0.trim().parse().ok()).collect();
-    assert!(tones.iter().filter(|f| (**f - 440.0).abs() < 5.0).count() >= 3, "440 Hz heard: {tones:?}");
+    // Half-second windows by zero crossings: one straddling the moment the
+    // track started (or a seam) can read off; most read the tone.
+    let on_pitch = tones.iter().filter(|f| (**f - 440.0).abs() < 5.0).count();
+    assert!(on_pitch >= 3 && on_pitch * 2 > tones.len(), "440 Hz heard: {tones:?}");
     // A pseudo-protocol is refused with the typed error, non-zero.
     let out = tokio::process::Command::new(example("file_player"))
         .args([&server.base_url(), server.key(), "x", "concat:/etc/passwd|/etc/hosts"])

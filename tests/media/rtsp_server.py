@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--gop", type=int, default=0, help="frames between keyframes (0: fps)")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -39,7 +40,7 @@ def main():
         "( videotestsrc is-live=true pattern=solid-color foreground-color={argb} "
         "! video/x-raw,width={w},height={h},framerate={fps}/1 "
         "! videoconvert ! video/x-raw,format=I420 "
-        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} "
+        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
         "! video/x-h264,profile=constrained-baseline "
         "! rtph264pay name=pay0 pt=96 config-interval=1 "
         "audiotestsrc is-live=true wave=sine freq={tone} "
@@ -51,6 +52,7 @@ def main():
         w=args.width,
         h=args.height,
         fps=args.fps,
+        gop=args.gop or args.fps,
         tone=args.tone,
     )
 

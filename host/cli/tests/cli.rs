@@ -118,3 +118,36 @@ fn serve_prints_how_to_connect_and_stops_on_sigterm() {
     assert!(code.success(), "{code:?}");
     let _ = std::fs::remove_file(&ready);
 }
+
+#[cfg(all(feature = "sources", feature = "hosting"))]
+#[test]
+fn stream_refuses_hostile_sources_and_bad_transports_with_typed_errors() {
+    for (args, expect) in [
+        (vec!["concat:/etc/passwd|/etc/hosts"], "refused"),
+        (vec!["data:,hello"], "refused"),
+        (vec!["/no/such/file.wav"], "not found"),
+        (vec!["rtsp://127.0.0.1:9/x", "--transport", "sctp"], "transport"),
+        (vec!["clip.wav", "--metadata", "[1,2]"], "metadata"),
+    ] {
+        let out = Command::new(BIN)
+            .arg("stream")
+            .args(&args)
+            .args(["--channel", "c", "--key", "pk_test", "--url", "ws://127.0.0.1:9"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(err.to_lowercase().contains(expect), "{args:?}: {err}");
+    }
+}
+
+#[cfg(feature = "sources")]
+#[test]
+fn devices_lists_ffmpeg_inputs_as_json() {
+    let out = Command::new(BIN).args(["devices", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inputs: Vec<&str> = v["ffmpeg_inputs"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    assert!(inputs.contains(&"lavfi") && inputs.contains(&"x11grab"), "{v}");
+    assert!(v["cameras"].is_array() && v["microphones"].is_array(), "{v}");
+}

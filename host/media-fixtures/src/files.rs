@@ -26,12 +26,23 @@ pub struct MediaSpec {
     pub tone_hz: f64,
     /// The solid video colour (R, G, B).
     pub color: (u8, u8, u8),
+    /// Frames between keyframes of the RTSP server's H.264 (0: one second).
+    /// A client's first picture waits for the next keyframe.
+    pub keyframe_interval: u32,
 }
 
 impl Default for MediaSpec {
     /// 2 s of 320x240 at 30 fps, red, with a 440 Hz tone.
     fn default() -> Self {
-        MediaSpec { seconds: 2.0, width: 320, height: 240, fps: 30, tone_hz: 440.0, color: (255, 0, 0) }
+        MediaSpec {
+            seconds: 2.0,
+            width: 320,
+            height: 240,
+            fps: 30,
+            tone_hz: 440.0,
+            color: (255, 0, 0),
+            keyframe_interval: 0,
+        }
     }
 }
 

@@ -133,6 +133,7 @@ fn launch(spec: &MediaSpec, port: u16, deadline: Instant) -> Result<Running, Lau
         .args(["--color", &spec.color_hex(), "--tone", &spec.tone_hz.to_string()])
         .args(["--width", &spec.width.to_string(), "--height", &spec.height.to_string()])
         .args(["--fps", &spec.fps.to_string()])
+        .args(["--gop", &(if spec.keyframe_interval == 0 { spec.fps } else { spec.keyframe_interval }).to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     let mut proc = Proc::spawn("rtsp_server.py", &mut cmd).map_err(LaunchError::Fatal)?;

@@ -107,7 +107,15 @@ fn every_container_probes_with_its_streams_duration_colour_and_tone() {
     }
 
     // Another spec: colour, size and tone follow it.
-    let other = MediaSpec { seconds: 1.0, width: 160, height: 120, fps: 15, tone_hz: 1000.0, color: (0, 0, 255) };
+    let other = MediaSpec {
+        seconds: 1.0,
+        width: 160,
+        height: 120,
+        fps: 15,
+        tone_hz: 1000.0,
+        color: (0, 0, 255),
+        keyframe_interval: 0,
+    };
     let path = make_file(&dir.0, Container::WebmVp8Opus, &other).unwrap();
     let p = path.to_str().unwrap();
     let probe = ffprobe(p, &[]).unwrap();

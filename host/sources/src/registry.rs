@@ -257,11 +257,14 @@ impl Sources {
     /// Opens a source string, its kind found by scheme (a path is a file).
     pub async fn open_str(&self, source: &str, options: &SourceOptions) -> Result<Player, SourceError> {
         options.validate()?;
-        let kind = self
-            .registry
-            .for_string(source)
-            .ok_or_else(|| SourceError::UnknownKind { location: shown(source) })?
-            .clone();
+        let Some(kind) = self.registry.for_string(source).cloned() else {
+            // No kind claims the scheme: name the rule if the policy refuses
+            // it (a pseudo-protocol), else say no kind handles it.
+            return Err(match self.policy.check_file(source) {
+                Err(e @ SourceError::Refused { .. }) => e,
+                _ => SourceError::UnknownKind { location: shown(source) },
+            });
+        };
         kind.open(source, options, &self.policy).await
     }
 
