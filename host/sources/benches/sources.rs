@@ -125,8 +125,7 @@ async fn play(path: &Path, seconds: f64, looping: bool) -> Value {
         let Some(track) = video else { return late };
         let mut frames = iter_frames(track);
         let mut first: Option<Instant> = None;
-        loop {
-            let Some(Frame::Video(f)) = frames.next().await else { break };
+        while let Some(Frame::Video(f)) = frames.next().await {
             let now = Instant::now();
             let t = f.pts as f64 / 90_000.0;
             let zero = *first.get_or_insert(now);
