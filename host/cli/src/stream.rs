@@ -12,7 +12,7 @@ use std::time::Duration;
 #[cfg(feature = "hosting")]
 use anyhow::{Context, bail};
 #[cfg(feature = "hosting")]
-use metered_realtime::media::{MediaKind, MediaStream, MediaStreamTrack, StreamMetadata};
+use metered_realtime::media::{MediaStream, MediaStreamTrack, StreamMetadata};
 #[cfg(feature = "hosting")]
 use metered_realtime::sources::{EndReason, PlayerState, RtspTransport, SourceOptions, SourcePolicy, Sources};
 
@@ -115,7 +115,7 @@ pub(crate) fn run(args: StreamArgs) -> anyhow::Result<()> {
         eprintln!(
             "metered stream: publishing {} ({}) as stream {} in {} at {}",
             player.source(),
-            describe(&tracks, has_video),
+            if has_video { "audio; video not sent yet" } else { "audio" },
             stream.id(),
             args.channel,
             args.url
@@ -150,16 +150,6 @@ pub(crate) fn run(args: StreamArgs) -> anyhow::Result<()> {
         peer.close().await;
         outcome
     })
-}
-
-#[cfg(feature = "hosting")]
-fn describe(tracks: &[std::sync::Arc<dyn MediaStreamTrack>], has_video: bool) -> String {
-    let audio = tracks.iter().filter(|t| t.kind() == MediaKind::Audio).count();
-    match (audio, has_video) {
-        (0, _) => "no audio".into(),
-        (_, true) => "audio; video not sent yet".into(),
-        _ => "audio".into(),
-    }
 }
 
 /// Options of `metered devices`.

@@ -124,6 +124,32 @@ fn decoders(input: &ff::format::context::Input, label: &str) -> Result<Decoders,
     Ok(Decoders { audio, video, origin })
 }
 
+/// Opens `target` and finds its decoders: the first open, a reconnect, a
+/// loop's reopen.
+fn open_input(
+    target: &mut Target,
+    control: &Arc<Control>,
+    deadline: &Deadline,
+    origin: Instant,
+    cfg: &FeedConfig,
+) -> Result<(ff::format::context::Input, Decoders), SourceError> {
+    let input = open::open(target, control, deadline, origin, cfg.open_timeout, &cfg.label)?;
+    let decs = decoders(&input, &cfg.label)?;
+    Ok((input, decs))
+}
+
+impl Decoders {
+    /// Drops what the decoders hold (after a seek).
+    fn flush(&mut self) {
+        if let Some((_, _, d)) = self.audio.as_mut() {
+            d.flush();
+        }
+        if let Some((_, _, d, _)) = self.video.as_mut() {
+            d.flush();
+        }
+    }
+}
+
 /// Opens `target` on a thread of its own and returns the player once the
 /// first open has worked (or its typed error).
 pub(crate) async fn start(mut target: Target, config: FeedConfig) -> Result<Player, SourceError> {
@@ -140,9 +166,7 @@ pub(crate) async fn start(mut target: Target, config: FeedConfig) -> Result<Play
         .spawn(move || {
             let origin = Instant::now();
             let deadline = Deadline::default();
-            let opened = open::open(&mut target, &thread_control, &deadline, origin, cfg.open_timeout, &cfg.label)
-                .and_then(|input| decoders(&input, &cfg.label).map(|d| (input, d)));
-            let (input, decs) = match opened {
+            let (input, decs) = match open_input(&mut target, &thread_control, &deadline, origin, &cfg) {
                 Ok(x) => x,
                 Err(e) => {
                     let _ = found_tx.send(Err(e));
@@ -370,16 +394,7 @@ impl Session {
                 return None;
             }
             let control = self.control().clone();
-            let opened = open::open(
-                &mut self.target,
-                &control,
-                &self.deadline,
-                self.origin_instant,
-                self.cfg.open_timeout,
-                &self.cfg.label,
-            )
-            .and_then(|input| decoders(&input, &self.cfg.label).map(|d| (input, d)));
-            match opened {
+            match open_input(&mut self.target, &control, &self.deadline, self.origin_instant, &self.cfg) {
                 Ok((input, decs)) => {
                     *attempt = 0;
                     // The new stream's clock starts where the playhead is.
@@ -522,26 +537,11 @@ impl Session {
             // the start exactly as the first pass heard it (a local open
             // takes about a millisecond, inside the read-ahead).
             let control = self.control().clone();
-            let reopened = open::open(
-                &mut self.target,
-                &control,
-                &self.deadline,
-                self.origin_instant,
-                self.cfg.open_timeout,
-                &self.cfg.label,
-            )?;
-            let fresh = decoders(&reopened, &self.cfg.label)?;
-            *input = reopened;
-            *decs = fresh;
+            (*input, *decs) = open_input(&mut self.target, &control, &self.deadline, self.origin_instant, &self.cfg)?;
             self.origin = decs.origin;
         } else {
             input.seek(0, ..).map_err(|_| SourceError::NotSeekable { location: self.cfg.label.clone() })?;
-            if let Some((_, _, d)) = decs.audio.as_mut() {
-                d.flush();
-            }
-            if let Some((_, _, d, _)) = decs.video.as_mut() {
-                d.flush();
-            }
+            decs.flush();
         }
         self.offset = end;
         self.control().add_segment(end, 0.0);
@@ -558,12 +558,7 @@ impl Session {
         let target = origin + to.as_secs_f64();
         let ts = (target * 1e6) as i64;
         input.seek(ts, ..ts).map_err(|_| SourceError::NotSeekable { location: self.cfg.label.clone() })?;
-        if let Some((_, _, d)) = decs.audio.as_mut() {
-            d.flush();
-        }
-        if let Some((_, _, d, _)) = decs.video.as_mut() {
-            d.flush();
-        }
+        decs.flush();
         if let Some(a) = &self.feed.audio {
             a.clear();
         }

@@ -8,23 +8,12 @@ use metered_sources::{EndReason, PlayerState, Sources, from_reader};
 
 use crate::support::*;
 
-const CONTAINERS: [Container; 8] = [
-    Container::Mp4H264Aac,
-    Container::WebmVp8Opus,
-    Container::MkvH264Opus,
-    Container::Wav,
-    Container::Mp3,
-    Container::OggOpus,
-    Container::Flac,
-    Container::M4aAac,
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_container_plays_its_tone_and_colour_in_real_time_then_ends() {
     let dir = Scratch::new("containers");
     let spec = MediaSpec::default(); // 2 s, 440 Hz, red 320x240@30
     let sources = Sources::operator();
-    for container in CONTAINERS {
+    for container in Container::ALL {
         let path = make_file(&dir.0, container, &spec).expect("ffmpeg makes the file");
         let started = Instant::now();
         let player =
