@@ -9,9 +9,29 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The repository root (this crate lives at `host/guest-build`).
+/// The repository root: the nearest ancestor holding `guests/build` and
+/// `wit/`, looked for from the running test's `CARGO_MANIFEST_DIR` (cargo
+/// and nextest set it at run time), then the working directory, then where
+/// this crate was compiled (`host/guest-build`). The run-time places come
+/// first because a reused `CARGO_TARGET_DIR` may hold a build made in
+/// another clone.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
+        starts
+            .into_iter()
+            .flatten()
+            .find_map(|start| {
+                start
+                    .ancestors()
+                    .find(|d| d.join("guests/build").is_file() && d.join("wit").is_dir())
+                    .map(Path::to_path_buf)
+            })
+            .unwrap_or(compiled)
+    })
+    .clone()
 }
 
 /// A language the example guests are written in (`guests/<lang>`).

@@ -119,7 +119,7 @@ impl Drop for RtspServer {
 }
 
 fn script_path() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/media/rtsp_server.py"))
+    metered_guest_build::repo_root().join("tests/media/rtsp_server.py")
 }
 
 fn launch(spec: &MediaSpec, port: u16, deadline: Instant) -> Result<Running, LaunchError> {

@@ -23,6 +23,12 @@ use super::registry::{BoxFuture, Source, SourceOptions};
 /// A microphone's queued audio beyond this is dropped (latency bound).
 const MAX_QUEUED_SECS: f64 = 0.3;
 
+/// How long an opened input may take to deliver its first audio. ALSA's
+/// PulseAudio plugin was measured here taking 1.9 s from `play` to the first
+/// callback; `from_microphone` resolves only once audio flows, so a peer
+/// never gets that wait as a leading run of silence.
+const FIRST_AUDIO_WITHIN: Duration = Duration::from_secs(8);
+
 /// The microphone source kind (`microphone:NAME`, empty = the default input).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MicrophoneSource;
@@ -183,8 +189,11 @@ fn capture(
         data: Vec::new(),
     };
     let sink = audio.clone();
+    let (first_tx, first_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let mut deliver = move |bytes: &mut dyn FnMut(&mut Vec<u8>)| {
+        // The media clock starts at the first audio, not at `play`.
         anchor.get_or_set(Instant::now());
+        let _ = first_tx.try_send(());
         frame.data.clear();
         bytes(&mut frame.data);
         if sink.buffered_seconds() < MAX_QUEUED_SECS {
@@ -225,6 +234,28 @@ fn capture(
             return;
         }
     };
+    // Resolve the open only once audio flows (bounded; a stop ends the wait).
+    let waited = Instant::now();
+    loop {
+        match first_rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                if waited.elapsed() < FIRST_AUDIO_WITHIN
+                    && !control.is_stopped()
+                    && !failed.load(Ordering::Acquire) => {}
+            Err(_) => {
+                drop(stream);
+                let _ = ready.send(Err(SourceError::Device {
+                    device: label,
+                    problem: DeviceProblem::Unsupported,
+                    reason: format!("no audio within {} s of starting", FIRST_AUDIO_WITHIN.as_secs()),
+                }));
+                audio.end();
+                return;
+            }
+        }
+    }
+    tracing::debug!(target: "metered_sources", device = %label, after_ms = waited.elapsed().as_millis() as u64, "microphone: first audio");
     if ready.send(Ok(())).is_err() {
         return;
     }
