@@ -104,3 +104,62 @@ async fn run_live_joins_the_channel_and_echoes_a_peer() {
     assert!(err.contains("finished"), "{err}");
     server.shutdown().await;
 }
+
+/// `metered run` with the player agent (`guests/rust/player`): `--source-root`
+/// lets it play a file from that folder, which a Rust peer hears; a file
+/// outside it is refused by the policy and the process exits non-zero with the
+/// rule in its message.
+#[cfg(feature = "sources")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_gives_the_agent_the_sources_its_flags_allow() {
+    use metered_media_fixtures::{Container, MediaSpec, make_file};
+    let dir = scratch("player");
+    let file = make_file(&dir, Container::OggOpus, &MediaSpec::default()).unwrap();
+    let server = TestServer::start().await;
+    let (bin, player) = (metered_bin(), rust_guest("player_agent"));
+    let run = |source: &str, channel: &str| {
+        let config = serde_json::json!({"source": source, "loop": true, "seconds": 8, "stream_id": "cli-hold"});
+        tokio::process::Command::new(&bin)
+            .arg("run")
+            .arg(&player)
+            .args(["--channel", channel, "--url", &server.base_url(), "--key", server.key()])
+            .arg("--source-root")
+            .arg(&dir)
+            .args(["--config", &config.to_string()])
+            .env("METERED_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("metered run")
+    };
+    let mut child = run(file.to_str().unwrap(), "cli-player");
+    let listener = peer(&server.base_url(), server.key());
+    let mut events = listener.events();
+    listener.join("cli-player").await.unwrap();
+    let (track, streams) = wait_for(&mut events, "the agent's file track", |ev| match ev {
+        PeerEvent::Track { track, streams, .. } => {
+            Some((track.clone(), streams.iter().map(|s| s.id().to_owned()).collect::<Vec<_>>()))
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(streams, ["cli-hold"]);
+    let (freq, level) = measure(track, 25, 50).await;
+    eprintln!("the player agent via metered run: {freq:.1} Hz at {level:.1} dBFS");
+    assert!((freq - 440.0).abs() < 5.0, "heard {freq} Hz");
+    assert!(level > -30.0, "heard {level} dBFS");
+    listener.close().await;
+    let _ = child.kill().await;
+
+    let outside = e2e_support::repo_root().join("Cargo.toml");
+    let mut child = run(outside.to_str().unwrap(), "cli-player-refused");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("it exits").unwrap();
+    let mut err = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut err).await;
+    assert!(!status.success(), "a refused source fails the agent:\n{err}");
+    assert!(err.contains("denied") && err.contains("outside the allowed directories"), "{err}");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

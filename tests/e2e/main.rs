@@ -25,5 +25,6 @@ mod peer_rust;
 mod agent_cli;
 mod agent_conformance;
 mod agent_serve;
+mod agent_sources;
 
 mod sources_python;

@@ -6,6 +6,8 @@ mod room;
 #[cfg(feature = "runtime")]
 mod run;
 mod serve;
+#[cfg(all(feature = "sources", feature = "hosting"))]
+mod source_flags;
 #[cfg(feature = "sources")]
 mod stream;
 mod token;

@@ -2,7 +2,7 @@
 //! (`metered run --channel`, `metered stream`).
 
 use anyhow::bail;
-use metered_realtime::peer::{IcePolicy, MeteredPeer, PeerOptions};
+use metered_realtime::peer::{IcePolicy, PeerOptions};
 use metered_realtime::signalling::ClientOptions;
 
 /// Peer options for `url` with a key or a token; ICE stays on 127.0.0.1
@@ -29,8 +29,12 @@ pub(crate) fn peer_options(url: &str, key: Option<&str>, token: Option<&str>) ->
 
 /// A peer for `url` (see [`peer_options`]).
 #[cfg(feature = "sources")]
-pub(crate) fn peer(url: &str, key: Option<&str>, token: Option<&str>) -> anyhow::Result<MeteredPeer> {
-    Ok(MeteredPeer::with_options(peer_options(url, key, token)?)?)
+pub(crate) fn peer(
+    url: &str,
+    key: Option<&str>,
+    token: Option<&str>,
+) -> anyhow::Result<metered_realtime::peer::MeteredPeer> {
+    Ok(metered_realtime::peer::MeteredPeer::with_options(peer_options(url, key, token)?)?)
 }
 
 /// Whether the URL's host is this machine (ICE then uses 127.0.0.1 only).

@@ -45,6 +45,9 @@ pub(crate) struct RunArgs {
     /// Compile the component on every start (no disk cache).
     #[arg(long)]
     no_disk_cache: bool,
+    #[cfg(all(feature = "sources", feature = "hosting"))]
+    #[command(flatten)]
+    sources: crate::source_flags::SourceFlags,
 }
 
 impl RunArgs {
@@ -109,7 +112,10 @@ fn live(args: &RunArgs, channel: &str, config: String) -> anyhow::Result<()> {
         let runtime = Runtime::new(rt_config)?;
         let component = runtime.load_agent_file(&args.agent)?;
         let host = Arc::new(PeerRoomHost::new(peer).only(channel));
-        let handle = component.spawn(AgentSpec::new(config).room(host)).await?;
+        let spec = AgentSpec::new(config).room(host);
+        #[cfg(feature = "sources")]
+        let spec = spec.sources(args.sources.host()?);
+        let handle = component.spawn(spec).await?;
         eprintln!("metered run: agent {} joining {channel} at {}", handle.id(), args.url);
         let stopper = handle.stopper();
         tokio::spawn(async move {

@@ -34,6 +34,9 @@ pub(crate) struct ServeArgs {
     #[cfg(feature = "hosting")]
     #[arg(long, default_value = "{}")]
     agent_config: String,
+    #[cfg(all(feature = "sources", feature = "hosting"))]
+    #[command(flatten)]
+    sources: crate::source_flags::SourceFlags,
 }
 
 const LOCAL_BROWSER_SDK: &str = ".local/node/node_modules/@metered-ca/realtime/dist/index.mjs";
@@ -152,6 +155,10 @@ mod agents {
         let mut rt_config = RuntimeConfig::default();
         rt_config.cache = CacheConfig::user_default();
         let runtime = Runtime::new(rt_config)?;
+        #[cfg(feature = "sources")]
+        let sources = args.sources.host()?;
+        #[cfg(not(feature = "sources"))]
+        let sources: Arc<dyn metered_realtime::runtime::SourceHost> = Arc::new(metered_realtime::runtime::NoSources);
         let mut rules = Vec::new();
         for spec in &args.agents {
             let (path, pattern) = spec.rsplit_once('@').context("--agent takes AGENT.wasm@CHANNEL_PATTERN")?;
@@ -165,7 +172,7 @@ mod agents {
                 (Some(dir), Some(file)) => format!("{}/{}", dir.to_string_lossy(), file.to_string_lossy()),
                 _ => path.to_owned(),
             };
-            rules.push(AgentRule { component, pattern, config: agent_config.clone(), name });
+            rules.push(AgentRule { component, pattern, config: agent_config.clone(), name, sources: sources.clone() });
         }
         let addr = server.local_addr();
         let client = ClientOptions::with_api_key(key.key.clone()).url(format!("ws://{addr}"));

@@ -15,6 +15,7 @@ use super::Presence;
 use metered_protocol::ChannelPattern;
 use metered_runtime::{
     AgentComponent, AgentInfo, AgentReport, AgentSpec, AgentStopper, BoxFuture, RoomError, RoomHost, RoomSession,
+    SourceHost,
 };
 
 /// How often the dispatcher re-checks every channel it manages (covers a
@@ -32,6 +33,8 @@ pub struct AgentRule {
     pub config: Value,
     /// A name for logs (the file name).
     pub name: String,
+    /// Where its `player.open` goes (`NoSources`: every open refused).
+    pub sources: Arc<dyn SourceHost>,
 }
 
 struct Running {
@@ -120,7 +123,11 @@ async fn run(presence: Arc<dyn Presence>, tenant: String, host: PeerRoomHost, ru
                             obj.insert("channel".into(), Value::String(channel.to_string()));
                         }
                         let room = Arc::new(Recording { inner: host.clone().only(&channel), agents: agents.clone() });
-                        match rule.component.spawn(AgentSpec::new(config.to_string()).room(room)).await {
+                        match rule
+                            .component
+                            .spawn(AgentSpec::new(config.to_string()).room(room).sources(rule.sources.clone()))
+                            .await
+                        {
                             Ok(handle) => {
                                 tracing::info!(target: "metered_realtime::hosting", agent = %handle.id(), rule = %rule.name, channel = %channel, "agent started");
                                 let stopper = handle.stopper();

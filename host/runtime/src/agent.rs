@@ -15,6 +15,7 @@ use super::gate::MetadataGate;
 use super::policy::{PolicyComponent, PolicyGate};
 use super::room_host::{AgentInfo, NoRoom, RoomHost};
 use super::shared::{Inner, LiveGuard};
+use super::source_host::{NoSources, SourceHost};
 use super::state::GuestState;
 use metered_audio::PacingTimer;
 
@@ -25,6 +26,8 @@ pub struct AgentSpec {
     pub config: String,
     /// Where `room.join` goes.
     pub room: Arc<dyn RoomHost>,
+    /// Where `player.open` goes (default [`NoSources`]: every open refused).
+    pub sources: Arc<dyn SourceHost>,
     /// The metadata policy applied to the agent's inbound and outbound
     /// metadata (none: metadata passes after shape and size checks).
     pub policy: Option<PolicyComponent>,
@@ -43,12 +46,24 @@ impl std::fmt::Debug for AgentSpec {
 impl AgentSpec {
     /// A spec with this config, no room and no policy.
     pub fn new(config: impl Into<String>) -> Self {
-        Self { config: config.into(), room: Arc::new(NoRoom), policy: None, pacing: PacingTimer::Precise }
+        Self {
+            config: config.into(),
+            room: Arc::new(NoRoom),
+            sources: Arc::new(NoSources),
+            policy: None,
+            pacing: PacingTimer::Precise,
+        }
     }
 
     /// Sets the room host.
     pub fn room(mut self, room: Arc<dyn RoomHost>) -> Self {
         self.room = room;
+        self
+    }
+
+    /// Sets the source host.
+    pub fn sources(mut self, sources: Arc<dyn SourceHost>) -> Self {
+        self.sources = sources;
         self
     }
 
@@ -130,7 +145,15 @@ impl AgentComponent {
         let budget = self.inner.limits.event_budget;
         let policy = spec.policy.map(|p| Box::new(PolicyGate::new(p)) as Box<dyn MetadataGate>);
         let ticks = self.inner.ticks(budget);
-        let state = GuestState::new(agent.clone(), self.inner.limits.clone(), ticks, spec.room, policy, spec.pacing);
+        let state = GuestState::new(
+            agent.clone(),
+            self.inner.limits.clone(),
+            ticks,
+            spec.room,
+            spec.sources,
+            policy,
+            spec.pacing,
+        );
         let (mut store, live) = self.inner.new_store(state, budget);
         let instance = match self.pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,

@@ -30,6 +30,7 @@ wasmtime::component::bindgen!({
         "metered:realtime/room.[method]room.add-stream": async | trappable,
         "metered:realtime/room.[method]room.add-track": async | trappable,
         "metered:realtime/room.[method]room.next-event": async | trappable,
+        "metered:realtime/sources.[static]player.open": async | trappable,
         default: trappable,
     },
     exports: { default: async },
@@ -40,10 +41,11 @@ wasmtime::component::bindgen!({
         "metered:realtime/audio-source.audio-source": crate::reps::SourceRep,
         "metered:realtime/frame-iterator.frame-iterator": crate::reps::IteratorRep,
         "metered:realtime/room.room": crate::reps::RoomRep,
+        "metered:realtime/sources.player": crate::reps::PlayerRep,
     },
 });
 
 pub(crate) use exports::metered::realtime::handler;
 pub(crate) use exports::metered::realtime::metadata_policy;
 pub(crate) use exports::metered::realtime::run;
-pub(crate) use metered::realtime::{audio_source, frame_iterator, log, media_stream, room, types};
+pub(crate) use metered::realtime::{audio_source, frame_iterator, log, media_stream, room, sources, types};

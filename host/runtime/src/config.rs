@@ -52,6 +52,9 @@ pub struct AgentLimits {
     pub max_buffered_seconds: f64,
     /// Live audio sources per agent (default 8).
     pub audio_sources: usize,
+    /// Live players (`sources.player`) per agent (default 4): each holds a
+    /// decoder thread, a device or a socket.
+    pub players: usize,
     /// Live frame iterators per agent (default 16).
     pub frame_iterators: usize,
     /// Live resources of any kind in the agent's table (default 1 024).
@@ -89,6 +92,7 @@ impl Default for AgentLimits {
             push_bytes: 1 << 20,
             max_buffered_seconds: 10.0,
             audio_sources: 8,
+            players: 4,
             frame_iterators: 16,
             resources: 1_024,
             metadata_bytes: 8 << 10,

@@ -15,6 +15,9 @@
 //! - [`PolicyComponent`] — a `policy`-world component; fails closed.
 //! - [`RoomHost`] / [`RoomSession`] — the boundary the peer layer implements;
 //!   [`offline::OfflineRoom`] implements it over a PCM input on a virtual clock.
+//! - [`SourceHost`] / [`OpenedSource`] — the boundary the capture layer
+//!   implements (`metered-hosting` over `metered-sources`, under each agent's
+//!   source policy); [`NoSources`] refuses every open.
 //!
 //! Guests get no filesystem, sockets or environment: only clocks, random
 //! numbers, logging (into `tracing`, tagged with the agent id) and our
@@ -53,6 +56,7 @@ mod reactor;
 mod reps;
 mod room_host;
 mod shared;
+mod source_host;
 mod state;
 mod stdio;
 
@@ -63,6 +67,9 @@ pub use exit::{AgentExit, RuntimeError};
 pub use gate::Verdict;
 pub use policy::{PolicyComponent, PolicyInstance};
 pub use room_host::{AgentInfo, BoxFuture, NoRoom, RoomError, RoomEvent, RoomHost, RoomSession};
+pub use source_host::{
+    NoSources, OpenedSource, RtspTransport, SourceHost, SourceHostError, SourceRequest, SourceState,
+};
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ use super::gate::{MetadataGate, Verdict};
 use super::host::types::kind_to_wit;
 use super::room_host::{AgentInfo, BoxFuture, NoRoom};
 use super::shared::{Inner, LiveGuard};
+use super::source_host::NoSources;
 use super::state::GuestState;
 use metered_audio::PacingTimer;
 use metered_media::{MediaKind, StreamMetadata};
@@ -50,6 +51,7 @@ impl PolicyComponent {
             self.inner.limits.clone(),
             self.inner.ticks(budget),
             Arc::new(NoRoom),
+            Arc::new(NoSources),
             None,
             PacingTimer::Precise,
         );

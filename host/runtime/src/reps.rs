@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use wasmtime_wasi_io::poll::Pollable;
 
 use super::room_host::{RoomEvent, RoomSession};
+use super::source_host::OpenedSource;
 use metered_audio::AudioSource;
 use metered_media::{Frame, MediaStream, MediaStreamTrack};
 
@@ -49,6 +50,14 @@ impl Drop for SourceRep {
     fn drop(&mut self) {
         self.source.end();
     }
+}
+
+/// A guest's player (`sources.player`). Dropping the handle drops the host's
+/// player; its tracks play on while a track handle (the guest's, or a room's
+/// sender) holds them.
+pub struct PlayerRep {
+    /// The opened source.
+    pub(crate) source: Box<dyn OpenedSource>,
 }
 
 /// A guest's iterator (`frame-iterator.frame-iterator`): the track, and a

@@ -14,6 +14,7 @@ use super::config::AgentLimits;
 use super::exit::{AgentExit, truncate};
 use super::gate::MetadataGate;
 use super::room_host::{AgentInfo, RoomHost};
+use super::source_host::SourceHost;
 use super::stdio::GuestOutput;
 use metered_audio::PacingTimer;
 
@@ -166,6 +167,7 @@ const TABLE_HEADROOM: usize = 64;
 pub(crate) struct Counts {
     pub(crate) resources: usize,
     pub(crate) audio_sources: usize,
+    pub(crate) players: usize,
     pub(crate) frame_iterators: usize,
 }
 
@@ -178,6 +180,8 @@ pub(crate) struct GuestState {
     pub(crate) meter: Meter,
     pub(crate) limits: Arc<AgentLimits>,
     pub(crate) room: Arc<dyn RoomHost>,
+    /// Where `player.open` goes.
+    pub(crate) sources: Arc<dyn SourceHost>,
     /// The agent's metadata policy (none: metadata passes after shape and
     /// size checks).
     pub(crate) policy: Option<Box<dyn MetadataGate>>,
@@ -207,6 +211,7 @@ impl GuestState {
         limits: Arc<AgentLimits>,
         budget_ticks: u32,
         room: Arc<dyn RoomHost>,
+        sources: Arc<dyn SourceHost>,
         policy: Option<Box<dyn MetadataGate>>,
         pacing: PacingTimer,
     ) -> Self {
@@ -234,6 +239,7 @@ impl GuestState {
             meter: Meter::new(budget_ticks, limits.calls_per_event, limits.message_bytes * 16),
             limits,
             room,
+            sources,
             policy,
             counts: Counts::default(),
             stderr,

@@ -8,6 +8,7 @@ pub(crate) mod log;
 pub(crate) mod media_stream;
 pub(crate) mod poll;
 pub(crate) mod room;
+pub(crate) mod sources;
 pub(crate) mod types;
 
 use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
@@ -92,12 +93,13 @@ pub(crate) fn add_logging(linker: &mut Linker<GuestState>) -> wasmtime::Result<(
 }
 
 /// Adds the media plane: types, tracks and streams, audio sources, frame
-/// iterators, the room.
+/// iterators, the room, media sources.
 pub(crate) fn add_media(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     bindings::types::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |s| s)?;
     bindings::media_stream::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |s| s)?;
     bindings::audio_source::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |s| s)?;
     bindings::frame_iterator::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |s| s)?;
     bindings::room::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |s| s)?;
+    bindings::sources::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |s| s)?;
     Ok(())
 }
