@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo bench -p metered-sources --bench sources            # 10 s per file
 //! BENCH_SECONDS=30 BENCH_LOOP_SECONDS=600 cargo bench -p metered-sources --bench sources
+//! BENCH_ONLY=rtsp cargo bench -p metered-sources --bench sources   # RTSP first frame only
 //! ```
 //!
 //! Figures: CPU seconds per second of media (audio-only AAC; H.264+AAC
@@ -210,6 +211,14 @@ async fn main() {
         RtspServer::start(&MediaSpec { width: 640, height: 480, keyframe_interval: 10, ..MediaSpec::default() }).ok();
 
     let mut ours = json!({"files": {}});
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("rtsp") {
+        if let Some(server) = &rtsp {
+            let mut runs = rtsp_first_frame(&server.url(), 5).await;
+            runs.sort_by(f64::total_cmp);
+            println!("{}", json!({"rtsp_first_frame_ms": runs}));
+        }
+        return;
+    }
     ours["files"]["aac_audio_only"] = play(&aac, seconds, false).await;
     ours["files"]["h264_aac_640x480"] = play(&av, seconds, false).await;
     ours["looped_h264_aac"] = play(&av, loop_seconds, true).await;

@@ -45,9 +45,13 @@ impl Source for RtspSource {
                 // Socket I/O timeout (µs): a camera that accepts and never
                 // answers fails the open instead of hanging it.
                 ("timeout".to_owned(), timeout_us),
-                // Open in ~0.2 s instead of ~1 s: probe little, don't wait
-                // to analyze (both streams are described by the SDP).
-                ("probesize".to_owned(), "32768".to_owned()),
+                // First frame in ~130 ms instead of ~1.1 s (measured on the
+                // GStreamer server, 640x480 H.264 + AAC, 10-frame GOP): the
+                // SDP describes both streams, so probe almost nothing and
+                // don't wait to analyze. A stream whose SDP omits its sizes
+                // still plays: the decoder learns them from the in-band
+                // parameter sets, and each frame is converted at its own size.
+                ("probesize".to_owned(), "32".to_owned()),
                 ("analyzeduration".to_owned(), "0".to_owned()),
                 ("fflags".to_owned(), "nobuffer".to_owned()),
             ]);
