@@ -33,15 +33,32 @@ const FIRST_AUDIO_WITHIN: Duration = Duration::from_secs(8);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MicrophoneSource;
 
-/// The audio input devices by name, the default first.
+/// ALSA PCMs that are converters or mixers, not inputs of their own (each
+/// would only relay `default`): left out of [`microphones`].
+const NOT_INPUTS: [&str; 9] =
+    ["null", "lavrate", "samplerate", "speexrate", "speex", "upmix", "vdownmix", "a52", "dmix"];
+
+/// A device's name as `from_microphone` takes it: the backend's id (ALSA's
+/// PCM name: `default`, `pulse`, `hw:CARD=…`), else its description.
+fn device_name(d: &cpal::Device) -> String {
+    d.id().map(|id| id.id().to_owned()).unwrap_or_else(|_| d.to_string())
+}
+
+/// The audio input devices by name (what `from_microphone` takes), the
+/// default first; ALSA's converter and mixer plugins are left out.
 pub fn microphones() -> Vec<String> {
     let host = cpal::default_host();
-    let default = host.default_input_device().map(|d| d.to_string());
-    let mut names: Vec<String> = host.input_devices().map(|ds| ds.map(|d| d.to_string()).collect()).unwrap_or_default();
+    let default = host.default_input_device().map(|d| device_name(&d));
+    let mut names: Vec<String> =
+        host.input_devices().map(|ds| ds.map(|d| device_name(&d)).collect()).unwrap_or_default();
+    names.retain(|n| {
+        !NOT_INPUTS.iter().any(|p| n == p || n.starts_with(&format!("{p}_")) || n.starts_with(&format!("{p}:")))
+    });
     if let Some(d) = &default {
         names.retain(|n| n != d);
         names.insert(0, d.clone());
     }
+    names.dedup();
     names
 }
 
@@ -144,7 +161,7 @@ fn capture(
     let device = if name.is_empty() {
         host.default_input_device()
     } else {
-        host.input_devices().ok().and_then(|mut ds| ds.find(|d| d.to_string() == name))
+        host.input_devices().ok().and_then(|mut ds| ds.find(|d| device_name(d) == name || d.to_string() == name))
     };
     let Some(device) = device else {
         let _ = ready.send(Err(SourceError::Device {
