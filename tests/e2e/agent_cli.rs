@@ -62,21 +62,40 @@ fn run_offline_echoes_the_input_identically_every_time() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn run_live_joins_the_channel_and_echoes_a_peer() {
-    let server = TestServer::start().await;
-    let (bin, echo) = (metered_bin(), rust_guest("echo_agent"));
-    let mut child = tokio::process::Command::new(bin)
+/// `metered run AGENT --channel CHANNEL` against `server`, with `extra`
+/// arguments; stderr piped, killed on drop.
+fn metered_run(
+    agent: &std::path::Path,
+    channel: &str,
+    server: &TestServer,
+    extra: &[&std::ffi::OsStr],
+) -> tokio::process::Child {
+    tokio::process::Command::new(metered_bin())
         .arg("run")
-        .arg(&echo)
-        .args(["--channel", "cli-echo", "--url", &server.base_url(), "--key", server.key()])
+        .arg(agent)
+        .args(["--channel", channel, "--url", &server.base_url(), "--key", server.key()])
+        .args(extra)
         .env("METERED_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("metered run");
+        .expect("metered run")
+}
+
+/// Waits (bounded) for `child` to exit: its status and stderr.
+async fn exited(child: &mut tokio::process::Child, what: &str) -> (std::process::ExitStatus, String) {
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect(what).unwrap();
+    let mut err = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut err).await;
+    (status, err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_live_joins_the_channel_and_echoes_a_peer() {
+    let server = TestServer::start().await;
+    let mut child = metered_run(&rust_guest("echo_agent"), "cli-echo", &server, &[]);
     let talker = peer(&server.base_url(), server.key());
     let mut events = talker.events();
     let (source, feeder) = tone(587.33, 0.5);
@@ -94,12 +113,7 @@ async fn run_live_joins_the_channel_and_echoes_a_peer() {
     assert!(level > -20.0, "echoed at {level} dBFS");
     feeder.abort();
     talker.close().await;
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the agent finishes once its peer left")
-        .unwrap();
-    let mut err = String::new();
-    let _ = tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut err).await;
+    let (status, err) = exited(&mut child, "the agent finishes once its peer left").await;
     assert!(status.success(), "metered run failed:\n{err}");
     assert!(err.contains("finished"), "{err}");
     server.shutdown().await;
@@ -116,23 +130,12 @@ async fn run_gives_the_agent_the_sources_its_flags_allow() {
     let dir = scratch("player");
     let file = make_file(&dir, Container::OggOpus, &MediaSpec::default()).unwrap();
     let server = TestServer::start().await;
-    let (bin, player) = (metered_bin(), rust_guest("player_agent"));
+    let player = rust_guest("player_agent");
     let run = |source: &str, channel: &str| {
         let config = serde_json::json!({"source": source, "loop": true, "seconds": 8, "stream_id": "cli-hold"});
-        tokio::process::Command::new(&bin)
-            .arg("run")
-            .arg(&player)
-            .args(["--channel", channel, "--url", &server.base_url(), "--key", server.key()])
-            .arg("--source-root")
-            .arg(&dir)
-            .args(["--config", &config.to_string()])
-            .env("METERED_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("metered run")
+        let config = config.to_string();
+        let extra = ["--source-root".as_ref(), dir.as_os_str(), "--config".as_ref(), config.as_ref()];
+        metered_run(&player, channel, &server, &extra)
     };
     let mut child = run(file.to_str().unwrap(), "cli-player");
     let listener = peer(&server.base_url(), server.key());
@@ -155,9 +158,7 @@ async fn run_gives_the_agent_the_sources_its_flags_allow() {
 
     let outside = e2e_support::repo_root().join("Cargo.toml");
     let mut child = run(outside.to_str().unwrap(), "cli-player-refused");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("it exits").unwrap();
-    let mut err = String::new();
-    let _ = tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut err).await;
+    let (status, err) = exited(&mut child, "it exits").await;
     assert!(!status.success(), "a refused source fails the agent:\n{err}");
     assert!(err.contains("denied") && err.contains("outside the allowed directories"), "{err}");
     server.shutdown().await;

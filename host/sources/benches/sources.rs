@@ -184,6 +184,13 @@ async fn rss_per_player(path: &Path, n: usize) -> f64 {
     (after - before) / n as f64
 }
 
+/// Open-to-first-frame over `runs` opens: the median and every run, sorted.
+async fn rtsp_figures(url: &str, runs: usize) -> Value {
+    let mut runs = rtsp_first_frame(url, runs).await;
+    runs.sort_by(f64::total_cmp);
+    json!({"median": percentile(&mut runs.clone(), 50.0), "runs": runs})
+}
+
 async fn rtsp_first_frame(url: &str, runs: usize) -> Vec<f64> {
     let mut out = Vec::new();
     for _ in 0..runs {
@@ -203,31 +210,26 @@ async fn main() {
     let seconds = env_f64("BENCH_SECONDS", 10.0);
     let loop_seconds = env_f64("BENCH_LOOP_SECONDS", 60.0);
     let rss_players = 8;
-    let dir = std::env::temp_dir().join(format!("metered-bench-sources-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (aac, av) = make_files(&dir, seconds);
     // RTSP: a 10-frame GOP, so the first picture waits for at most 1/3 s.
     let rtsp =
         RtspServer::start(&MediaSpec { width: 640, height: 480, keyframe_interval: 10, ..MediaSpec::default() }).ok();
-
-    let mut ours = json!({"files": {}});
     if std::env::var("BENCH_ONLY").as_deref() == Ok("rtsp") {
         if let Some(server) = &rtsp {
-            let mut runs = rtsp_first_frame(&server.url(), 5).await;
-            runs.sort_by(f64::total_cmp);
-            println!("{}", json!({"rtsp_first_frame_ms": runs}));
+            println!("{}", json!({"rtsp_first_frame_ms": rtsp_figures(&server.url(), 5).await}));
         }
         return;
     }
+    let dir = std::env::temp_dir().join(format!("metered-bench-sources-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (aac, av) = make_files(&dir, seconds);
+
+    let mut ours = json!({"files": {}});
     ours["files"]["aac_audio_only"] = play(&aac, seconds, false).await;
     ours["files"]["h264_aac_640x480"] = play(&av, seconds, false).await;
     ours["looped_h264_aac"] = play(&av, loop_seconds, true).await;
     ours["rss_mib_per_player"] = json!(rss_per_player(&av, rss_players).await);
     if let Some(server) = &rtsp {
-        let mut runs = rtsp_first_frame(&server.url(), 5).await;
-        let median = percentile(&mut runs.clone(), 50.0);
-        runs.sort_by(f64::total_cmp);
-        ours["rtsp_first_frame_ms"] = json!({"median": median, "runs": runs});
+        ours["rtsp_first_frame_ms"] = rtsp_figures(&server.url(), 5).await;
     }
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -52,7 +52,8 @@ pub fn microphones() -> Vec<String> {
     let mut names: Vec<String> =
         host.input_devices().map(|ds| ds.map(|d| device_name(&d)).collect()).unwrap_or_default();
     names.retain(|n| {
-        !NOT_INPUTS.iter().any(|p| n == p || n.starts_with(&format!("{p}_")) || n.starts_with(&format!("{p}:")))
+        // `samplerate_best`, `dmix:CARD=…`: the plugin is the name's first word.
+        !NOT_INPUTS.contains(&n.split([':', '_']).next().unwrap_or_default())
     });
     if let Some(d) = &default {
         names.retain(|n| n != d);
@@ -207,10 +208,13 @@ fn capture(
     };
     let sink = audio.clone();
     let (first_tx, first_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let mut first_tx = Some(first_tx);
     let mut deliver = move |bytes: &mut dyn FnMut(&mut Vec<u8>)| {
         // The media clock starts at the first audio, not at `play`.
         anchor.get_or_set(Instant::now());
-        let _ = first_tx.try_send(());
+        if let Some(tx) = first_tx.take() {
+            let _ = tx.send(());
+        }
         frame.data.clear();
         bytes(&mut frame.data);
         if sink.buffered_seconds() < MAX_QUEUED_SECS {

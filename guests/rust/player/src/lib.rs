@@ -22,25 +22,27 @@ use metered::realtime::types::Error;
 
 struct PlayerAgent;
 
-fn describe(e: &Error) -> String {
+/// The error's WIT case and its text.
+fn parts(e: &Error) -> (&'static str, &str) {
     match e {
-        Error::InvalidArgument(m) => format!("invalid argument: {m}"),
-        Error::LimitExceeded(m) => format!("limit exceeded: {m}"),
-        Error::Closed => "closed".into(),
-        Error::NotFound(m) => format!("not found: {m}"),
-        Error::Denied(m) => format!("denied: {m}"),
-        Error::Unsupported(m) => format!("unsupported: {m}"),
+        Error::InvalidArgument(m) => ("invalid-argument", m),
+        Error::LimitExceeded(m) => ("limit-exceeded", m),
+        Error::Closed => ("closed", ""),
+        Error::NotFound(m) => ("not-found", m),
+        Error::Denied(m) => ("denied", m),
+        Error::Unsupported(m) => ("unsupported", m),
     }
 }
 
 fn kind(e: &Error) -> &'static str {
-    match e {
-        Error::InvalidArgument(_) => "invalid-argument",
-        Error::LimitExceeded(_) => "limit-exceeded",
-        Error::Closed => "closed",
-        Error::NotFound(_) => "not-found",
-        Error::Denied(_) => "denied",
-        Error::Unsupported(_) => "unsupported",
+    parts(e).0
+}
+
+/// `not found: source "…" not found`, for logs and the agent's exit.
+fn describe(e: &Error) -> String {
+    match parts(e) {
+        (kind, "") => kind.replace('-', " "),
+        (kind, m) => format!("{}: {m}", kind.replace('-', " ")),
     }
 }
 
