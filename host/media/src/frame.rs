@@ -169,6 +169,47 @@ pub struct VideoFrame {
     pub pts: u64,
     /// The Y plane, then U, then V.
     pub data: Vec<u8>,
+    /// How the picture must be turned for display (a phone camera held
+    /// upright; RTP carries it in the video-orientation extension).
+    pub rotation: Rotation,
+}
+
+/// Clockwise rotation a frame needs for display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Rotation {
+    /// Upright as stored.
+    #[default]
+    None,
+    /// A quarter turn clockwise.
+    Cw90,
+    /// Upside down.
+    Cw180,
+    /// Three quarter turns clockwise.
+    Cw270,
+}
+
+impl Rotation {
+    /// Degrees clockwise: 0, 90, 180 or 270.
+    pub fn degrees(self) -> u16 {
+        match self {
+            Rotation::None => 0,
+            Rotation::Cw90 => 90,
+            Rotation::Cw180 => 180,
+            Rotation::Cw270 => 270,
+        }
+    }
+
+    /// The rotation of `degrees` (any multiple of 90, negative too); `None`
+    /// for other angles.
+    pub fn from_degrees(degrees: i32) -> Option<Self> {
+        match degrees.rem_euclid(360) {
+            0 => Some(Rotation::None),
+            90 => Some(Rotation::Cw90),
+            180 => Some(Rotation::Cw180),
+            270 => Some(Rotation::Cw270),
+            _ => None,
+        }
+    }
 }
 
 /// Why a video frame's geometry is unusable.
@@ -356,8 +397,13 @@ mod tests {
         assert_eq!(f.yuv_at(5, 0), None);
         f.validate().unwrap();
         // A padded layout (as a decoder hands it out) packs to the same pixels.
-        let mut padded =
-            VideoFrame { width: 5, height: 3, strides: [8, 4, 4], pts: 0, data: vec![0; 8 * 3 + 4 * 2 * 2] };
+        let mut padded = VideoFrame {
+            width: 5,
+            height: 3,
+            strides: [8, 4, 4],
+            data: vec![0; 8 * 3 + 4 * 2 * 2],
+            ..Default::default()
+        };
         padded.plane_mut(0)[8 + 4] = 200; // Y at (4, 1)
         padded.plane_mut(1)[4 + 2] = 60; // U at (4, 2)
         assert_eq!(padded.yuv_at(4, 1), Some((200, 0, 0)));

@@ -13,7 +13,7 @@ mod track;
 mod video;
 
 pub use clock::{PreciseTimer, Sleep, Timer, VirtualClock};
-pub use frame::{AudioFrame, ChannelLayout, SampleFormat, VIDEO_CLOCK_RATE, VideoFrame, VideoFrameError};
+pub use frame::{AudioFrame, ChannelLayout, Rotation, SampleFormat, VIDEO_CLOCK_RATE, VideoFrame, VideoFrameError};
 pub use metadata::{MetadataError, StreamMetadata};
 pub use queue::FrameQueue;
 pub use stream::MediaStream;

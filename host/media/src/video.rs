@@ -629,7 +629,7 @@ mod tests {
     fn bad_frames_are_refused_and_stop_ends_everything() {
         let clock = VirtualClock::new();
         let s = source(&clock, 1, Overflow::Wait);
-        let bad = VideoFrame { width: 4, height: 4, strides: [4, 2, 2], pts: 0, data: vec![0; 3] };
+        let bad = VideoFrame { width: 4, height: 4, strides: [4, 2, 2], data: vec![0; 3], ..Default::default() };
         assert!(matches!(s.push_blocking(bad), Err(VideoFrameError::Data { .. })));
         s.push_blocking(frame(0, 1)).unwrap();
         let pusher = {
