@@ -21,6 +21,7 @@ mod peer_python_interop;
 mod peer_reconcile;
 mod peer_reconnect;
 mod peer_rust;
+mod peer_video;
 
 mod agent_cli;
 mod agent_conformance;

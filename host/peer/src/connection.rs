@@ -27,6 +27,9 @@ use metered_protocol::{MsidEntry, RtcSignal, SdpKind, msids_by_mid};
 use metered_signalling::{IceServer, SignallingClient};
 
 /// How long a rebuilt connection may take to connect before the next rebuild.
+/// The largest received picture decoded (4K UHD): a bitstream claiming more is refused.
+#[cfg(feature = "video")]
+const MAX_VIDEO_PIXELS: u64 = 3840 * 2160;
 const CONNECT_PROBE: Duration = Duration::from_secs(15);
 
 /// A handle on the connection task.
@@ -412,8 +415,14 @@ impl Driver {
     }
 
     fn track(&mut self, rtp: RemoteRtp, mid: Option<String>) {
-        if !rtp.is_audio() || !rtp.is_opus() {
-            tracing::debug!(target: "metered_realtime::peer", "ignoring a non-Opus/video track (not decoded yet)");
+        let kind = if rtp.is_audio() { "audio" } else { "video" };
+        if rtp.is_audio() && !rtp.is_opus() {
+            tracing::debug!(target: "metered_realtime::peer", mime = %rtp.mime_type(), "ignoring a non-Opus audio track");
+            return;
+        }
+        #[cfg(not(feature = "video"))]
+        if !rtp.is_audio() {
+            tracing::debug!(target: "metered_realtime::peer", "ignoring a video track (feature `video` is off)");
             return;
         }
         let by_mid: Option<MsidEntry> = mid.as_deref().and_then(|m| self.msids.iter().find(|e| e.mid == m).cloned());
@@ -429,7 +438,7 @@ impl Driver {
         let metadata = self.remote.lookup_metadata(TrackKeys {
             msid_track_id: Some(&track_id),
             stream_id: stream_id.as_deref(),
-            kind: "audio",
+            kind,
             signalled_track_ids: &signalled,
         });
         let (remote, generation) = (self.remote.clone(), self.generation);
@@ -441,7 +450,21 @@ impl Driver {
                 remote.emit(PeerEvent::StreamRemoved { peer: remote.clone(), stream });
             }
         };
-        let track: Arc<dyn MediaStreamTrack> = match spawn_audio_track(track_id, rtp, on_end) {
+        let spawned: Result<Arc<dyn MediaStreamTrack>, PeerError> = if rtp.is_audio() {
+            spawn_audio_track(track_id, rtp, on_end).map(|t| t as Arc<dyn MediaStreamTrack>)
+        } else {
+            #[cfg(feature = "video")]
+            {
+                crate::video_recv::spawn_video_track(track_id, rtp, MAX_VIDEO_PIXELS, on_end)
+                    .map(|t| t as Arc<dyn MediaStreamTrack>)
+            }
+            #[cfg(not(feature = "video"))]
+            {
+                drop(on_end);
+                Err(PeerError::Rtc("video needs the `video` feature".into()))
+            }
+        };
+        let track: Arc<dyn MediaStreamTrack> = match spawned {
             Ok(t) => t,
             Err(error) => {
                 self.remote.emit(PeerEvent::NegotiationError { peer: self.remote.clone(), error });

@@ -39,7 +39,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not yet: video (VP8) send/receive.
+//! Video (feature `video`): VP8 and H.264 both ways — one encoder per codec
+//! for each outgoing track, shared by every connection that negotiated it,
+//! keyframes on PLI/FIR (rate-limited), bitrate following REMB and loss; a
+//! received VP8/H.264 track is a [`RemoteVideoTrack`] of I420 frames.
+//! Without the feature, `add_track` of a video track is a typed error and
+//! received video is ignored.
 
 mod codec;
 mod command;
@@ -57,6 +62,10 @@ mod rtc;
 mod send_gate;
 mod state;
 pub mod track_meta;
+#[cfg(feature = "video")]
+mod video_recv;
+#[cfg(feature = "video")]
+mod video_send;
 
 pub use codec::{CodecError, OpusDepacketizer, OpusPacketizer};
 pub use data_channel::{
@@ -70,3 +79,7 @@ pub use peer::{MeteredPeer, PeerOptions};
 pub use remote::{RemoteAudioTrack, RemotePeer};
 pub use room_driver::MAX_PEERS_PER_CHANNEL;
 pub use rtc::IcePolicy;
+#[cfg(feature = "video")]
+pub use video_recv::RemoteVideoTrack;
+#[cfg(feature = "video")]
+pub use video_send::VideoSendOptions;

@@ -28,10 +28,10 @@ pub(crate) struct LocalTrack {
 }
 
 impl LocalTrack {
-    /// Starts pumping `source` (audio only for now) as `a=msid:<stream_id> <id>`.
+    /// Starts pumping `source` as `a=msid:<stream_id> <id>`.
     pub(crate) fn start(source: Arc<dyn MediaStreamTrack>, stream_id: &str) -> Result<Self, PeerError> {
-        if source.kind() != MediaKind::Audio {
-            return Err(PeerError::Rtc("video tracks are not sent yet (no VP8 encoder)".into()));
+        if source.kind() == MediaKind::Video {
+            return Self::start_video(source, stream_id);
         }
         let rtp = LocalRtpTrack::opus(source.id(), stream_id);
         let mut encode = Encode::new()?;
@@ -72,6 +72,20 @@ impl LocalTrack {
             }
         });
         Ok(Self { rtp, source, swapped, pump })
+    }
+
+    #[cfg(feature = "video")]
+    fn start_video(source: Arc<dyn MediaStreamTrack>, stream_id: &str) -> Result<Self, PeerError> {
+        let rtp = LocalRtpTrack::video(source.id(), stream_id);
+        let source = Arc::new(Mutex::new(source));
+        let swapped = Arc::new(Notify::new());
+        let pump = super::video_send::start(rtp.clone(), source.clone(), swapped.clone(), Default::default());
+        Ok(Self { rtp, source, swapped, pump })
+    }
+
+    #[cfg(not(feature = "video"))]
+    fn start_video(_: Arc<dyn MediaStreamTrack>, _: &str) -> Result<Self, PeerError> {
+        Err(PeerError::Rtc("video tracks need the `video` feature (VP8/H.264 encoders)".into()))
     }
 
     /// Sends `new` from now on (same RTP track: no renegotiation).
@@ -312,7 +326,7 @@ mod tests {
         use metered_protocol::SdpKind;
         use tokio::sync::mpsc;
 
-        let api = RtcApi::new(&IcePolicy::LoopbackOnly).expect("api");
+        let api = RtcApi::new(&IcePolicy::LoopbackOnly, &[]).expect("api");
         let (a_tx, mut a_events) = mpsc::unbounded_channel();
         let (b_tx, mut b_events) = mpsc::unbounded_channel();
         let a = Pc::new(&api, &[], 0, a_tx).await.expect("pc a");

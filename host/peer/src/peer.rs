@@ -37,12 +37,28 @@ pub struct PeerOptions {
     /// [`PeerError::ReconcileTimeout`] on [`PeerEvent::FatalError`] (default
     /// 10 s, as the SDKs).
     pub reconcile_deadline: Duration,
+    /// Video codecs offered and accepted, by MIME type (`video/VP8`,
+    /// `video/H264`), in preference order; empty (the default): VP8 then
+    /// H.264. One entry forces that codec.
+    pub video_codecs: Vec<String>,
 }
 
 impl PeerOptions {
     /// Options with defaults around a client's options.
     pub fn new(client: ClientOptions) -> Self {
-        Self { client, ice: IcePolicy::Default, event_capacity: 1024, reconcile_deadline: Duration::from_secs(10) }
+        Self {
+            client,
+            ice: IcePolicy::Default,
+            event_capacity: 1024,
+            reconcile_deadline: Duration::from_secs(10),
+            video_codecs: Vec::new(),
+        }
+    }
+
+    /// Offers and accepts only these video codecs (MIME types), in this order.
+    pub fn video_codecs<S: Into<String>>(mut self, codecs: impl IntoIterator<Item = S>) -> Self {
+        self.video_codecs = codecs.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Sets the ICE policy ([`IcePolicy::LoopbackOnly`] for same-host tests).
@@ -92,7 +108,7 @@ impl MeteredPeer {
     /// A peer with explicit options.
     pub fn with_options(opts: PeerOptions) -> Result<Self, PeerError> {
         let client = SignallingClient::new(opts.client).map_err(|e| PeerError::Setup(e.to_string()))?;
-        let api = Arc::new(RtcApi::new(&opts.ice)?);
+        let api = Arc::new(RtcApi::new(&opts.ice, &opts.video_codecs)?);
         let inner = Arc::new(Inner::new(client, api, opts.event_capacity, opts.reconcile_deadline));
         room_driver::spawn(&inner);
         Ok(Self { inner })

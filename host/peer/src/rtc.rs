@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
-use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{API, APIBuilder};
 use webrtc::data_channel::RTCDataChannel;
@@ -41,6 +41,31 @@ use metered_protocol::{IceCandidateInit, SdpKind};
 use metered_signalling::IceServer;
 
 const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+
+/// Video codecs offered, in preference order: (MIME type, fmtp).
+pub(crate) const VIDEO_CODECS: [(&str, &str); 3] = [
+    (MIME_TYPE_VP8, ""),
+    (MIME_TYPE_H264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
+    (MIME_TYPE_H264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"),
+];
+const VIDEO_PAYLOAD_TYPES: [u8; 3] = [96, 102, 108];
+
+fn video_capability((mime, fmtp): &(&str, &str)) -> RTCRtpCodecCapability {
+    let rtcp_feedback = ["goog-remb", "ccm fir", "nack", "nack pli"]
+        .iter()
+        .map(|f| {
+            let (typ, parameter) = f.split_once(' ').unwrap_or((f, ""));
+            RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() }
+        })
+        .collect();
+    RTCRtpCodecCapability {
+        mime_type: (*mime).to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: (*fmtp).to_owned(),
+        rtcp_feedback,
+    }
+}
 
 /// Which local addresses ICE may gather.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,9 +98,10 @@ pub(crate) struct RtcApi {
 }
 
 impl RtcApi {
-    /// Opus (pt 111) for audio, VP8 (pt 96) so video sections are accepted;
+    /// Opus (pt 111) for audio; VP8 (pt 96) and H.264 (pt 102, 108) for video;
     /// NACK / RTCP reports / TWCC interceptors; ICE per `policy`, mDNS off.
-    pub(crate) fn new(policy: &IcePolicy) -> Result<Self, PeerError> {
+    /// `video` (MIME types, in order; empty: all) picks the video codecs.
+    pub(crate) fn new(policy: &IcePolicy, video: &[String]) -> Result<Self, PeerError> {
         let mut media = MediaEngine::default();
         media
             .register_codec(
@@ -83,29 +109,35 @@ impl RtcApi {
                 RTPCodecType::Audio,
             )
             .map_err(rtc_err)?;
-        let video_fb = ["goog-remb", "ccm fir", "nack", "nack pli"]
-            .iter()
-            .map(|f| {
-                let (typ, parameter) = f.split_once(' ').unwrap_or((f, ""));
-                RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() }
-            })
-            .collect();
-        media
-            .register_codec(
-                RTCRtpCodecParameters {
-                    capability: RTCRtpCodecCapability {
-                        mime_type: MIME_TYPE_VP8.to_owned(),
-                        clock_rate: 90_000,
-                        channels: 0,
-                        sdp_fmtp_line: String::new(),
-                        rtcp_feedback: video_fb,
+        // VP8 first (the SDKs' and browsers' default), then H.264
+        // constrained baseline and baseline, packetization-mode 1 (what
+        // aiortc and Chromium offer and what the H.264 payloader writes).
+        let mut order: Vec<usize> = (0..VIDEO_CODECS.len()).collect();
+        if !video.is_empty() {
+            for want in video {
+                if !VIDEO_CODECS.iter().any(|(m, _)| m.eq_ignore_ascii_case(want)) {
+                    return Err(PeerError::Rtc(format!("unknown video codec {want:?} (video/VP8, video/H264)")));
+                }
+            }
+            order = video
+                .iter()
+                .flat_map(|want| (0..VIDEO_CODECS.len()).filter(move |&i| VIDEO_CODECS[i].0.eq_ignore_ascii_case(want)))
+                .collect();
+            order.dedup();
+        }
+        for i in order {
+            let codec = &VIDEO_CODECS[i];
+            media
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        capability: video_capability(codec),
+                        payload_type: VIDEO_PAYLOAD_TYPES[i],
+                        ..Default::default()
                     },
-                    payload_type: 96,
-                    ..Default::default()
-                },
-                RTPCodecType::Video,
-            )
-            .map_err(rtc_err)?;
+                    RTPCodecType::Video,
+                )
+                .map_err(rtc_err)?;
+        }
         let registry = webrtc::api::interceptor_registry::register_default_interceptors(Registry::new(), &mut media)
             .map_err(rtc_err)?;
         let mut settings = SettingEngine::default();
@@ -193,9 +225,11 @@ impl Pc {
             Box::pin(async {})
         }));
         let tx = events.clone();
+        let weak = Arc::downgrade(&pc);
         pc.on_track(Box::new(move |track, _receiver, transceiver| {
             let mid = transceiver.mid().map(|m| m.to_string());
-            let _ = tx.send((generation, PcEvent::Track { track: RemoteRtp(track), mid }));
+            let rtp = RemoteRtp { track, pc: weak.clone() };
+            let _ = tx.send((generation, PcEvent::Track { track: rtp, mid }));
             Box::pin(async {})
         }));
         pc.on_data_channel(Box::new(move |dc: Arc<RTCDataChannel>| {
@@ -233,10 +267,20 @@ impl Pc {
             }
         }
         let reader = sender.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 1500];
-            while reader.read(&mut buf).await.is_ok() {}
-        });
+        if track.is_video() {
+            let (track, key) = (track.clone(), Arc::as_ptr(&sender) as usize);
+            tokio::spawn(async move {
+                while let Ok((packets, _)) = reader.read_rtcp().await {
+                    track.feedback().on_rtcp(key, &packets);
+                }
+                track.feedback().forget(key);
+            });
+        } else {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 1500];
+                while reader.read(&mut buf).await.is_ok() {}
+            });
+        }
         Ok(RtpSender(sender))
     }
 
@@ -362,48 +406,134 @@ impl Pc {
 /// A sender of a [`Pc`].
 pub(crate) struct RtpSender(Arc<RTCRtpSender>);
 
-/// An outbound Opus track. One per local track, added to every peer's
-/// connection: each encoded packet is written once and fanned out by the stack.
+/// An outbound track: Opus, or video in every codec we offer. One per
+/// local track, added to every peer's connection: each encoded frame is
+/// written once per codec and fanned out by the stack to the connections
+/// that negotiated that codec.
 #[derive(Clone)]
 pub(crate) struct LocalRtpTrack(Arc<Bound>);
 
-/// The stack's sample track, counting the connections it is bound to (the
-/// stack binds a track once its sender starts, after negotiation, and unbinds
-/// it when the sender stops or its connection closes).
+/// The stack's sample tracks (one per codec), and which connection is bound
+/// to which (the stack binds a track once its sender starts, after
+/// negotiation, and unbinds it when the sender stops or its connection
+/// closes).
 struct Bound {
-    track: TrackLocalStaticSample,
-    bindings: AtomicUsize,
+    tracks: Vec<TrackLocalStaticSample>,
+    kind: RTPCodecType,
+    id: String,
+    stream_id: String,
+    bound: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
+    counts: Vec<AtomicUsize>,
+    feedback: Feedback,
+}
+
+/// What receivers of an outgoing video track asked for (RTCP).
+#[derive(Default)]
+pub(crate) struct Feedback {
+    /// A picture loss / full intra request, or a new receiver: send a keyframe.
+    keyframe: std::sync::atomic::AtomicBool,
+    /// PLI and FIR messages seen.
+    pub(crate) requests: std::sync::atomic::AtomicU64,
+    /// Each receiver's latest REMB estimate and loss share (keyed by sender).
+    estimates: parking_lot::Mutex<std::collections::HashMap<usize, Estimate>>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Estimate {
+    remb: Option<u32>,
+    loss: f32,
+}
+
+impl Feedback {
+    #[cfg_attr(not(feature = "video"), allow(dead_code))]
+    /// Whether a keyframe was asked for since the last call.
+    pub(crate) fn take_keyframe_request(&self) -> bool {
+        self.keyframe.swap(false, Ordering::AcqRel)
+    }
+
+    fn request_keyframe(&self) {
+        self.keyframe.store(true, Ordering::Release);
+    }
+
+    #[cfg_attr(not(feature = "video"), allow(dead_code))]
+    /// The lowest REMB any receiver reported, and the worst loss share.
+    pub(crate) fn estimate(&self) -> (Option<u32>, f32) {
+        let est = self.estimates.lock();
+        let remb = est.values().filter_map(|e| e.remb).min();
+        let loss = est.values().map(|e| e.loss).fold(0.0, f32::max);
+        (remb, loss)
+    }
+
+    fn on_rtcp(&self, sender: usize, packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>]) {
+        use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+        use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use webrtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+        use webrtc::rtcp::receiver_report::ReceiverReport;
+        for p in packets {
+            let any = p.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                self.request_keyframe();
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                if remb.bitrate.is_finite() && remb.bitrate > 0.0 {
+                    self.estimates.lock().entry(sender).or_default().remb = Some(remb.bitrate.min(1e9) as u32);
+                }
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>()
+                && let Some(worst) = rr.reports.iter().map(|r| r.fraction_lost).max()
+            {
+                self.estimates.lock().entry(sender).or_default().loss = f32::from(worst) / 256.0;
+            }
+        }
+    }
+
+    fn forget(&self, sender: usize) {
+        self.estimates.lock().remove(&sender);
+    }
 }
 
 #[async_trait::async_trait]
 impl TrackLocal for Bound {
     async fn bind(&self, t: &TrackLocalContext) -> webrtc::error::Result<RTCRtpCodecParameters> {
-        let bound = self.track.bind(t).await?;
-        self.bindings.fetch_add(1, Ordering::Relaxed);
+        // The remote's preference order: the first negotiated codec we have.
+        let pick = t.codec_parameters().iter().find_map(|c| {
+            self.tracks.iter().position(|track| {
+                let ours = track.codec();
+                ours.mime_type.eq_ignore_ascii_case(&c.capability.mime_type)
+                    && (!ours.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
+                        || c.capability.sdp_fmtp_line.contains("packetization-mode=1"))
+            })
+        });
+        let Some(i) = pick else { return Err(webrtc::Error::ErrUnsupportedCodec) };
+        let bound = self.tracks[i].bind(t).await?;
+        self.bound.lock().insert(t.id(), i);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        // A new receiver starts decoding at a keyframe.
+        self.feedback.request_keyframe();
         Ok(bound)
     }
 
     async fn unbind(&self, t: &TrackLocalContext) -> webrtc::error::Result<()> {
-        self.track.unbind(t).await?;
+        let Some(i) = self.bound.lock().remove(&t.id()) else { return Err(webrtc::Error::ErrUnbindFailed) };
+        self.tracks[i].unbind(t).await?;
         // Saturating: never below zero whatever order the stack calls in.
-        let _ = self.bindings.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let _ = self.counts[i].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         Ok(())
     }
 
     fn id(&self) -> &str {
-        self.track.id()
+        &self.id
     }
 
     fn rid(&self) -> Option<&str> {
-        self.track.rid()
+        None
     }
 
     fn stream_id(&self) -> &str {
-        self.track.stream_id()
+        &self.stream_id
     }
 
     fn kind(&self) -> RTPCodecType {
-        self.track.kind()
+        self.kind
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -412,57 +542,126 @@ impl TrackLocal for Bound {
 }
 
 impl LocalRtpTrack {
+    fn new(kind: RTPCodecType, codecs: Vec<RTCRtpCodecCapability>, track_id: &str, stream_id: &str) -> Self {
+        let counts = codecs.iter().map(|_| AtomicUsize::new(0)).collect();
+        let tracks = codecs
+            .into_iter()
+            .map(|c| TrackLocalStaticSample::new(c, track_id.to_owned(), stream_id.to_owned()))
+            .collect();
+        Self(Arc::new(Bound {
+            tracks,
+            kind,
+            id: track_id.to_owned(),
+            stream_id: stream_id.to_owned(),
+            bound: Default::default(),
+            counts,
+            feedback: Feedback::default(),
+        }))
+    }
+
     /// An Opus track advertised as `a=msid:<stream_id> <track_id>`.
     pub(crate) fn opus(track_id: &str, stream_id: &str) -> Self {
-        let track = TrackLocalStaticSample::new(opus_capability(), track_id.to_owned(), stream_id.to_owned());
-        Self(Arc::new(Bound { track, bindings: AtomicUsize::new(0) }))
+        Self::new(RTPCodecType::Audio, vec![opus_capability()], track_id, stream_id)
+    }
+
+    #[cfg_attr(not(feature = "video"), allow(dead_code))]
+    /// A video track in every codec of [`VIDEO_CODECS`] (index `i` of the
+    /// writes is codec `i`): each connection is bound to the first of them
+    /// its remote prefers.
+    pub(crate) fn video(track_id: &str, stream_id: &str) -> Self {
+        Self::new(RTPCodecType::Video, VIDEO_CODECS.iter().map(video_capability).collect(), track_id, stream_id)
+    }
+
+    /// Whether the track is video.
+    pub(crate) fn is_video(&self) -> bool {
+        self.0.kind == RTPCodecType::Video
     }
 
     /// Whether some connection is sending this track: until one is, encoding
     /// its frames is wasted work (they would be dropped).
     pub(crate) fn is_bound(&self) -> bool {
-        self.0.bindings.load(Ordering::Relaxed) > 0
+        self.0.counts.iter().any(|c| c.load(Ordering::Relaxed) > 0)
+    }
+
+    #[cfg_attr(not(feature = "video"), allow(dead_code))]
+    /// Connections bound to codec `i`.
+    pub(crate) fn bound_to(&self, i: usize) -> usize {
+        self.0.counts.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// What the receivers asked for.
+    pub(crate) fn feedback(&self) -> &Feedback {
+        &self.0.feedback
     }
 
     /// Writes one encoded packet of `duration` to every bound connection.
     pub(crate) async fn write(&self, packet: &[u8], duration: Duration) -> Result<(), PeerError> {
-        let sample = Sample {
-            data: Bytes::copy_from_slice(packet),
-            timestamp: SystemTime::now(),
-            duration,
-            ..Default::default()
-        };
-        self.0.track.write_sample(&sample).await.map_err(rtc_err)
+        self.write_codec(0, packet, duration).await
+    }
+
+    /// Writes one encoded frame of codec `i` lasting `duration` to every
+    /// connection bound to that codec.
+    pub(crate) async fn write_codec(&self, i: usize, data: &[u8], duration: Duration) -> Result<(), PeerError> {
+        let Some(track) = self.0.tracks.get(i) else { return Ok(()) };
+        let sample =
+            Sample { data: Bytes::copy_from_slice(data), timestamp: SystemTime::now(), duration, ..Default::default() };
+        track.write_sample(&sample).await.map_err(rtc_err)
     }
 }
 
 /// An inbound RTP track.
-pub(crate) struct RemoteRtp(Arc<TrackRemote>);
+pub(crate) struct RemoteRtp {
+    track: Arc<TrackRemote>,
+    #[cfg_attr(not(feature = "video"), allow(dead_code))]
+    pc: std::sync::Weak<RTCPeerConnection>,
+}
 
 impl RemoteRtp {
+    /// The negotiated codec's MIME type (`video/VP8`, `video/H264`, `audio/opus`).
+    pub(crate) fn mime_type(&self) -> String {
+        self.track.codec().capability.mime_type
+    }
+
+    #[cfg_attr(not(feature = "video"), allow(dead_code))]
+    /// The next RTP packet; `Err` once the track ended.
+    pub(crate) async fn read_packet(&self) -> Result<webrtc::rtp::packet::Packet, PeerError> {
+        let (pkt, _) = self.track.read_rtp().await.map_err(rtc_err)?;
+        Ok(pkt)
+    }
+
+    #[cfg_attr(not(feature = "video"), allow(dead_code))]
+    /// Asks the sender for a keyframe (RTCP PLI); a no-op once the
+    /// connection is gone.
+    pub(crate) async fn request_keyframe(&self) {
+        use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        let Some(pc) = self.pc.upgrade() else { return };
+        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: self.track.ssrc() };
+        let _ = pc.write_rtcp(&[Box::new(pli)]).await;
+    }
+
     /// Whether the track is audio.
     pub(crate) fn is_audio(&self) -> bool {
-        self.0.kind() == RTPCodecType::Audio
+        self.track.kind() == RTPCodecType::Audio
     }
 
     /// Whether its codec is Opus.
     pub(crate) fn is_opus(&self) -> bool {
-        self.0.codec().capability.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS)
+        self.track.codec().capability.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS)
     }
 
     /// The track id the stack parsed from the msid.
     pub(crate) fn id(&self) -> String {
-        self.0.id()
+        self.track.id()
     }
 
     /// The stream id the stack parsed from the msid.
     pub(crate) fn stream_id(&self) -> String {
-        self.0.stream_id()
+        self.track.stream_id()
     }
 
     /// The next packet's payload and sequence number; `Err` once the track ended.
     pub(crate) async fn read(&self) -> Result<(Bytes, u16), PeerError> {
-        let (pkt, _) = self.0.read_rtp().await.map_err(rtc_err)?;
+        let (pkt, _) = self.track.read_rtp().await.map_err(rtc_err)?;
         Ok((pkt.payload, pkt.header.sequence_number))
     }
 }

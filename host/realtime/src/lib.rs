@@ -27,6 +27,10 @@
     doc = "- [`sources`] — files, RTSP, cameras, microphones and screens as tracks, behind a `SourcePolicy`."
 )]
 #![cfg_attr(
+    feature = "video",
+    doc = "- [`video`] — VP8 and H.264 encoders and decoders; video in `peer::MeteredPeer`."
+)]
+#![cfg_attr(
     feature = "runtime",
     doc = "- [`runtime`] — the wasmtime host of `metered:realtime` guest components, per-agent limits, offline harness."
 )]
@@ -44,11 +48,12 @@
 //! | `webrtc` | no | `peer::MeteredPeer` (webrtc-rs 0.17, Opus via libopus) |
 //! | `runtime` | no | `runtime`: the wasmtime agent runtime for `metered:realtime` guests (`wit/`), offline harness |
 //! | `hosting` | no | `hosting`: agents in real rooms (`runtime` + `webrtc`) |
+//! | `video` | no | `video`: VP8 (libvpx) / H.264 (libx264, FFmpeg) codecs; video send/receive in `peer` (`webrtc` + FFmpeg) |
 //! | `sources` | no | `sources`: `from_file`, `from_rtsp`, `from_camera`, `from_microphone`, `screen_share` (FFmpeg, cpal) behind a `SourcePolicy` |
 //!
 //! Each part is its own crate (`metered-protocol`, `metered-server`,
 //! `metered-signalling`, `metered-media`, `metered-audio`, `metered-peer`,
-//! `metered-runtime`, `metered-hosting`, `metered-sources`); this crate re-exports them under
+//! `metered-runtime`, `metered-hosting`, `metered-sources`, `metered-video`); this crate re-exports them under
 //! the module names above. `cargo build --no-default-features` is the
 //! messaging-only build: it pulls in neither FFmpeg, WebRTC, wasmtime, clap
 //! nor tracing-subscriber.
@@ -95,3 +100,6 @@ pub use metered_runtime as runtime;
 #[cfg(feature = "sources")]
 #[doc(inline)]
 pub use metered_sources as sources;
+#[cfg(feature = "video")]
+#[doc(inline)]
+pub use metered_video as video;
