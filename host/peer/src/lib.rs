@@ -66,6 +66,8 @@ pub mod track_meta;
 mod video_recv;
 #[cfg(feature = "video")]
 mod video_send;
+#[cfg(all(test, feature = "video"))]
+mod video_tests;
 
 pub use codec::{CodecError, OpusDepacketizer, OpusPacketizer};
 pub use data_channel::{
